@@ -1,0 +1,255 @@
+"""The async polling loop: every target of the fleet scraped on its own interval and timeout.
+
+Each node has up to three targets: its engine page (`engine`), its node agent (`agent`) and a
+dcgm-exporter page (`gpu`). Each target owns one lean keep-alive connection
+(`console.transport`), so the cost of a scrape does not grow with the fleet. A tick launches
+the due targets concurrently under a concurrency cap; a target still in flight is never
+launched twice; a failing target backs off exponentially with jitter. Every scrape is bounded
+by its timeout, so a slow or hanging target delays nothing but itself. After each tick's
+scrapes end the collector publishes an immutable Snapshot to its subscribers and records the
+figures into the history rings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from console.errors import FleetdeckError, SourceError
+from console.fleet import FleetConfig, NodeConfig
+from console.history import History
+from console.model import Reading, Snapshot
+from console.plugin import Registry, Source
+from console.snapshot import build_snapshot
+from console.transport import ScrapeTransport
+
+log = logging.getLogger("fleetdeck.collector")
+
+ROLES = ("engine", "agent", "gpu")
+MAX_BACKOFF_INTERVALS = 8  # a failing target is retried at least this often (in intervals)
+MAX_CONCURRENCY = 512
+
+
+@dataclass(eq=False)
+class Target:
+    """One URL scraped for one node, and what the last scrapes of it gave."""
+
+    node: NodeConfig
+    role: str
+    url: str
+    source: Source | None  # None when the source could not be built (error says why)
+    interval: float
+    timeout: float
+    transport: ScrapeTransport = field(default_factory=ScrapeTransport)
+    request: httpx.Request | None = None
+    reading: Reading | None = None
+    error: str | None = None
+    last_ok: float | None = None  # monotonic time of the last good scrape
+    last_try: float | None = None
+    scrape_ms: float | None = None
+    failures: int = 0
+    next_due: float = 0.0
+    in_flight: bool = False
+    # (monotonic time, reading) of recent good scrapes, for rates over the window
+    recent: deque[tuple[float, Reading]] = field(default_factory=deque)
+
+    @property
+    def up(self) -> bool:
+        return self.error is None and self.last_ok is not None
+
+
+def _targets_for(node: NodeConfig, registry: Registry) -> list[Target]:
+    urls = {"engine": node.engine_metrics_url, "gpu": node.dcgm, "agent": node.agent}
+    source_names = {"engine": "engine", "gpu": "dcgm", "agent": "agent"}
+    targets = []
+    for role in ROLES:
+        url = urls[role]
+        if url is None:
+            continue
+        if role == "agent":
+            url = url + "/v1/snapshot"
+        target = Target(node, role, url, None, node.refresh.interval, node.refresh.timeout)
+        try:
+            target.source = registry.source(source_names[role], node, url)
+        except FleetdeckError as exc:
+            target.error = str(exc)
+        headers = {"accept": "text/plain, application/json;q=0.9", "user-agent": "fleetdeck"}
+        if role == "agent" and node.token is not None:
+            try:
+                headers["authorization"] = f"Bearer {node.token.resolve()}"
+            except FleetdeckError as exc:
+                target.error, target.source = str(exc), None
+        target.request = httpx.Request("GET", url, headers=headers)
+        targets.append(target)
+    return targets
+
+
+class Collector:
+    def __init__(
+        self,
+        config: FleetConfig,
+        registry: Registry,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        rate_window: float | None = None,
+        history: History | None = None,
+        seed: int | None = None,
+        concurrency: int = MAX_CONCURRENCY,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.wall = wall
+        self.targets = [t for node in config.nodes for t in _targets_for(node, registry)]
+        self.tick = min((t.interval for t in self.targets), default=config.refresh.interval)
+        self.rate_window = rate_window or max(3 * config.refresh.interval, 10.0)
+        self.history = history
+        self.snapshot: Snapshot | None = None
+        self.cycle_times: deque[float] = deque(maxlen=1024)  # seconds per tick, for benchmarks
+        self._random = random.Random(seed)
+        self._slots = asyncio.Semaphore(concurrency)
+        self._subscribers: list[asyncio.Queue[Snapshot]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- scraping -------------------------------------------------------------------------
+
+    async def _scrape(self, target: Target) -> None:
+        target.in_flight = True
+        target.last_try = started = self.clock()
+        target.next_due = started + target.interval
+        try:
+            body = await self._fetch(target)
+            reading = target.source.decode(body) if target.source else None
+        except SourceError as exc:
+            self._failed(target, str(exc))
+        except (TimeoutError, httpx.TimeoutException):
+            self._failed(target, f"timeout after {target.timeout:g} s")
+        except httpx.HTTPError as exc:
+            self._failed(target, f"{_describe(exc)}")
+        except Exception as exc:  # a plugin's bug must cost one target, never the loop
+            log.exception("scrape of %s failed", target.url)
+            self._failed(target, f"internal error: {exc!r}")
+        else:
+            if reading is not None:
+                self._succeeded(target, reading)
+        finally:
+            target.scrape_ms = (self.clock() - started) * 1000.0
+            target.in_flight = False
+
+    async def _fetch(self, target: Target) -> bytes:
+        assert target.request is not None
+        async with self._slots:
+            async with asyncio.timeout(target.timeout):
+                response = await target.transport.handle_async_request(target.request)
+        if response.status_code != 200:
+            raise SourceError(f"HTTP {response.status_code} {response.reason_phrase}".rstrip())
+        return response.content
+
+    def _succeeded(self, target: Target, reading: Reading) -> None:
+        now = self.clock()
+        target.reading, target.error, target.last_ok, target.failures = reading, None, now, 0
+        recent = target.recent
+        recent.append((now, reading))
+        # keep one reading older than the window, so the window is always spanned
+        while len(recent) > 2 and now - recent[1][0] >= self.rate_window:
+            recent.popleft()
+
+    def _failed(self, target: Target, error: str) -> None:
+        now = self.clock()
+        target.error = error
+        target.failures += 1
+        backoff = min(2 ** (target.failures - 1), MAX_BACKOFF_INTERVALS) * target.interval
+        target.next_due = now + backoff * self._random.uniform(0.8, 1.2)
+        if target.failures == 1:
+            log.info("%s %s: %s", target.node.name, target.role, error)
+
+    # --- rounds and the loop ----------------------------------------------------------------
+
+    async def scrape_all(self) -> None:
+        """One round over every target that is not in flight, due or not (for `status`)."""
+        await self._round([t for t in self.targets if not t.in_flight and t.source is not None])
+
+    async def scrape_again(self) -> None:
+        """Another round over the targets that answered the last one."""
+        await self._round([t for t in self.targets if t.up and not t.in_flight])
+
+    async def _round(self, due: list[Target]) -> None:
+        started = self.clock()
+        if due:
+            await asyncio.gather(*(self._scrape(t) for t in due))
+        self.cycle_times.append(self.clock() - started)
+
+    def build(self) -> Snapshot:
+        self.snapshot = build_snapshot(self.config, self.targets, self.clock(), self.wall())
+        if self.history is not None:
+            self.history.record(self.snapshot)
+        return self.snapshot
+
+    def publish(self) -> Snapshot:
+        snapshot = self.build()
+        for queue in self._subscribers:
+            if queue.full():  # a slow reader gets the newest snapshot, not a backlog
+                queue.get_nowait()
+            queue.put_nowait(snapshot)
+        return snapshot
+
+    async def run(self) -> None:
+        """Tick forever: launch due targets, publish when the tick's scrapes have ended."""
+        next_tick = self.clock()
+        while True:
+            # half a tick of slack: a target due "now" must not miss its tick by a rounding
+            horizon = self.clock() + self.tick / 2
+            due = [
+                t
+                for t in self.targets
+                if not t.in_flight and t.source is not None and t.next_due <= horizon
+            ]
+            await self._round(due)
+            self.publish()
+            next_tick += self.tick
+            delay = next_tick - self.clock()
+            if delay < 0:  # fell behind: skip the missed ticks rather than bunching them
+                next_tick = self.clock()
+                delay = 0
+            await asyncio.sleep(delay)
+
+    async def snapshots(self) -> AsyncIterator[Snapshot]:
+        """Run the loop and yield each published snapshot (newest only, if the reader lags)."""
+        queue: asyncio.Queue[Snapshot] = asyncio.Queue(maxsize=1)
+        self._subscribers.append(queue)
+        runner = asyncio.create_task(self.run())
+        try:
+            while True:
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
+                if runner.done():
+                    getter.cancel()
+                    runner.result()  # re-raise what stopped the loop
+                    return
+                yield getter.result()
+        finally:
+            self._subscribers.remove(queue)
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(t.transport.aclose() for t in self.targets))
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    """A one-line reason a person understands ('connection refused'), not a class name."""
+    text = str(exc).strip()
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect: {text.lower() or 'connection failed'}"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"bad HTTP answer: {text}"
+    if isinstance(exc, httpx.ReadError):
+        return f"connection lost: {text}"
+    return f"{type(exc).__name__}: {text}"

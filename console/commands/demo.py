@@ -1,0 +1,75 @@
+"""`fleetdeck demo`: a simulated fleet on loopback, watched live, with a scripted incident."""
+
+from __future__ import annotations
+
+import argparse
+
+from console.commands.options import duration, positive_int
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from console.cli import add_common
+
+    parser = subparsers.add_parser("demo", help="watch a simulated fleet with a live incident")
+    add_common(parser)
+    parser.add_argument("--nodes", type=positive_int, default=12, help="simulated nodes (12)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--interval", type=duration, default=1.0, metavar="DURATION")
+    parser.add_argument("--count", type=positive_int, metavar="N", help="stop after N refreshes")
+    parser.add_argument("--no-incident", action="store_true", help="leave the fleet healthy")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    asyncio.run(_demo(args))
+    return 0
+
+
+async def _demo(args: argparse.Namespace) -> None:
+    import asyncio
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from console.collector import Collector
+    from console.config import load_config
+    from console.demo import run_incident
+    from console.headless import plugins, with_interval
+    from console.render import snapshot_table
+    from console.sim import SimFleet
+
+    console = Console()
+    events: list[str] = []
+    async with SimFleet(nodes=args.nodes, seed=args.seed, gpus=8) as fleet:
+        with tempfile.TemporaryDirectory(prefix="fleetdeck-demo-") as folder:
+            path = Path(folder) / "fleet.yaml"
+            path.write_text(fleet.config_yaml(), encoding="utf-8")
+            config = with_interval(load_config(path), args.interval)
+        collector = Collector(config, plugins())
+        incident = None
+        if not args.no_incident:
+            incident = asyncio.create_task(
+                run_incident(fleet.control_url, [n.name for n in fleet.nodes], events.append)
+            )
+        refreshes = 0
+        try:
+            with Live(console=console, auto_refresh=False, screen=sys.stdout.isatty()) as live:
+                async for snapshot in collector.snapshots():
+                    from rich.console import Group
+                    from rich.text import Text
+
+                    footer = Text("\n".join(events[-3:]), style="italic")
+                    live.update(Group(snapshot_table(snapshot), footer), refresh=True)
+                    refreshes += 1
+                    if args.count is not None and refreshes >= args.count:
+                        break
+        finally:
+            if incident is not None:
+                incident.cancel()
+                await asyncio.gather(incident, return_exceptions=True)
+            await collector.aclose()

@@ -1,0 +1,129 @@
+"""The fleet as configured: gateways, pools, nodes, thresholds (plain frozen dataclasses).
+
+`console.config` builds these from `fleet.yaml`; everything downstream reads only these.
+Durations are seconds (float); URLs are absolute http(s) URLs without a trailing slash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ENGINE_KINDS = ("vllm", "sglang", "tgi", "triton", "nim", "auto")
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRef:
+    """A secret named by reference only; the value is read when needed, never stored in config."""
+
+    env: str | None = None
+    file: str | None = None
+
+    def resolve(self) -> str:
+        """The secret's value; raises ConfigError naming the variable or file when absent."""
+        import os
+
+        from console.errors import ConfigError
+
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise ConfigError(f"token_env: environment variable {self.env} is not set")
+            return value.strip()
+        if self.file is not None:
+            try:
+                with open(self.file, encoding="utf-8") as handle:
+                    return handle.read().strip()
+            except OSError as exc:
+                raise ConfigError(f"token_file: cannot read {self.file}: {exc.strerror}") from None
+        raise ConfigError("secret reference names neither token_env nor token_file")
+
+    def __repr__(self) -> str:  # never leak more than the reference itself
+        return f"SecretRef(env={self.env!r}, file={self.file!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    interval: float = 2.0  # seconds between scrapes of one target
+    timeout: float = 1.0  # seconds a scrape may take before it counts as failed
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    warn: float | None = None
+    crit: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Alerts:
+    """Alert thresholds; a figure at or above `warn`/`crit` raises that severity."""
+
+    error_rate: Threshold = Threshold(warn=0.02, crit=0.10)
+    waiting: Threshold = Threshold(warn=20, crit=100)
+    kv_cache_usage: Threshold = Threshold(warn=0.90, crit=0.98)
+    ttft_p95_s: Threshold = Threshold(warn=2.0, crit=5.0)
+    gpu_temp: Threshold = Threshold(warn=83, crit=90)
+    stale_after: float = 3.0  # a reading older than this many intervals is stale
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    map: str  # the HAProxy map file
+    key: str  # the key whose value names the serving backend
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    name: str
+    plugin: str
+    endpoints: tuple[str, ...]
+    refresh: Refresh
+    token: SecretRef | None = None
+    line: int = 0  # where it was declared, for messages
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    name: str
+    pool: str
+    engine: str  # one of ENGINE_KINDS
+    url: str | None  # the engine's base URL
+    metrics_url: str | None  # where its metrics are read; default url + "/metrics"
+    agent: str | None  # the node agent's base URL
+    dcgm: str | None  # a dcgm-exporter metrics URL, for GPUs of nodes without an agent
+    server: str | None  # the node's server name at the pool's gateway backend
+    refresh: Refresh
+    token: SecretRef | None = None  # bearer token for the agent
+    line: int = 0
+
+    @property
+    def engine_metrics_url(self) -> str | None:
+        if self.metrics_url is not None:
+            return self.metrics_url
+        return None if self.url is None else self.url + "/metrics"
+
+
+@dataclass(frozen=True, slots=True)
+class PoolConfig:
+    name: str
+    model: str | None
+    gateway: str | None
+    backend: str | None
+    route: Route | None
+    standby: str | None
+    min_healthy: int
+    nodes: tuple[str, ...]
+    alerts: Alerts
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FleetConfig:
+    path: str | None  # the file it came from, None when built in code
+    refresh: Refresh
+    alerts: Alerts
+    gateways: tuple[GatewayConfig, ...] = ()
+    pools: tuple[PoolConfig, ...] = ()
+    nodes: tuple[NodeConfig, ...] = ()
+
+    def pool(self, name: str) -> PoolConfig:
+        return next(p for p in self.pools if p.name == name)

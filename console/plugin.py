@@ -1,0 +1,127 @@
+"""The plugin API and registry.
+
+A plugin is any object (usually a module) with `register(registry: Registry) -> None`. It adds:
+- engine mappings (declarative: `console.mapping.EngineMapping`), which the `metrics` source
+  applies to a Prometheus page;
+- source factories by name (`metrics`, `agent`, ...): given a node and a URL, a `Source` that
+  turns one response body into a `Reading`.
+
+Plugins are found through the entry-point group `fleetdeck.plugins` (fleetdeck's own built-ins
+are registered there too, see `console.builtin`) and as `.py` files in the user plugin folder.
+A plugin that fails to import or register is reported and skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Protocol
+
+from console.errors import PluginError
+
+if TYPE_CHECKING:
+    from console.fleet import NodeConfig
+    from console.mapping import EngineMapping
+    from console.model import Reading
+
+ENTRY_POINT_GROUP = "fleetdeck.plugins"
+log = logging.getLogger("fleetdeck.plugin")
+
+
+class Source(Protocol):
+    """Decodes what one target answered. Must not do I/O: the collector owns the network."""
+
+    url: str
+
+    def decode(self, body: bytes) -> Reading:
+        """The reading in `body`; raises SourceError with a one-line reason when it cannot."""
+        ...
+
+
+SourceFactory = Callable[["NodeConfig", str, "Registry"], Source]
+
+
+@dataclass
+class Registry:
+    mappings: dict[str, EngineMapping] = field(default_factory=dict)
+    sources: dict[str, SourceFactory] = field(default_factory=dict)
+    errors: list[PluginError] = field(default_factory=list)
+    loaded: list[str] = field(default_factory=list)
+
+    def add_mapping(self, mapping: EngineMapping) -> None:
+        self.mappings[mapping.kind] = mapping
+
+    def add_source(self, name: str, factory: SourceFactory) -> None:
+        self.sources[name] = factory
+
+    def report(self, error: PluginError) -> None:
+        log.warning("%s", error)
+        self.errors.append(error)
+
+    def source(self, name: str, node: NodeConfig, url: str) -> Source:
+        try:
+            factory = self.sources[name]
+        except KeyError:
+            raise PluginError(f"node {node.name}: no plugin provides the '{name}' source") from None
+        return factory(node, url, self)
+
+
+def load_plugin_file(path: Path, module_name: str | None = None) -> ModuleType:
+    """Import a plugin from a `.py` file (the built-ins and the user plugin folder use this)."""
+    name = module_name or f"fleetdeck_plugin_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"{path}: not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise PluginError(f"{path}: import failed: {exc!r}") from exc
+    return module
+
+
+def user_plugin_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "fleetdeck" / "plugins"
+
+
+def _register(registry: Registry, name: str, plugin: object) -> None:
+    register = getattr(plugin, "register", None)
+    if not callable(register):
+        raise PluginError(f"plugin {name}: has no register(registry) function")
+    try:
+        register(registry)
+    except PluginError:
+        raise
+    except Exception as exc:
+        raise PluginError(f"plugin {name}: register() failed: {exc!r}") from exc
+    registry.loaded.append(name)
+
+
+def load_registry(user_dir: Path | None = None) -> Registry:
+    """Every plugin of the entry-point group, then the user folder's `.py` files."""
+    registry = Registry()
+    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            _register(registry, entry.name, entry.load())
+        except PluginError as exc:
+            registry.report(exc)
+        except Exception as exc:  # a third party's import error must not stop the console
+            registry.report(PluginError(f"plugin {entry.name} ({entry.value}): {exc!r}"))
+    folder = user_plugin_dir() if user_dir is None else user_dir
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.py")):
+            try:
+                _register(registry, path.stem, load_plugin_file(path))
+            except PluginError as exc:
+                registry.report(exc)
+    return registry

@@ -1,0 +1,187 @@
+"""Headless renderers of a Snapshot: JSON (the schema in `console/schemas/status.schema.json`)
+and a plain table for people. Status is never colour-only: each severity has a word and a mark.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from console.model import GpuSample, NodeStatus, PoolStatus, Severity, Snapshot
+
+SEVERITY_MARK = {
+    Severity.OK: "✓ ok",
+    Severity.WARN: "▲ warn",
+    Severity.UNKNOWN: "? unknown",
+    Severity.CRIT: "✗ crit",
+}
+SEVERITY_STYLE = {
+    Severity.OK: "green",
+    Severity.WARN: "yellow",
+    Severity.UNKNOWN: "magenta",
+    Severity.CRIT: "bold red",
+}
+ENGINE_FIELDS = (
+    "running",
+    "waiting",
+    "kv_cache_usage",
+    "requests_per_s",
+    "tokens_per_s",
+    "prompt_tokens_per_s",
+    "error_rate",
+    "ttft_p50_s",
+    "ttft_p95_s",
+)
+
+
+def _num(value: float | None) -> float | None:
+    """JSON has no NaN or Infinity: an unknown figure is null."""
+    if value is None or math.isnan(value) or math.isinf(value):
+        return None
+    return value
+
+
+def _gpu_json(gpu: GpuSample) -> dict[str, Any]:
+    return {
+        "index": gpu.index,
+        "uuid": gpu.uuid,
+        "name": gpu.name,
+        "util": _num(gpu.util),
+        "mem_used": _num(gpu.mem_used),
+        "mem_total": _num(gpu.mem_total),
+        "temp": _num(gpu.temp),
+        "power": _num(gpu.power),
+        "power_limit": _num(gpu.power_limit),
+        "last_xid": gpu.last_xid,
+        "lost": gpu.lost,
+    }
+
+
+def node_json(node: NodeStatus) -> dict[str, Any]:
+    return {
+        "name": node.name,
+        "pool": node.pool,
+        "engine_kind": node.engine_kind,
+        "up": node.up,
+        "stale": node.stale,
+        "age_s": _num(node.age_s),
+        "scrape_ms": _num(node.scrape_ms),
+        "state": node.state,
+        "severity": node.severity.label,
+        "reasons": list(node.reasons),
+        "error": node.error,
+        "model": node.engine.model,
+        "revision": node.revision,
+        "engine": {name: _num(getattr(node.engine, name)) for name in ENGINE_FIELDS},
+        "gpus": [_gpu_json(gpu) for gpu in node.gpus],
+    }
+
+
+def pool_json(pool: PoolStatus) -> dict[str, Any]:
+    return {
+        "name": pool.name,
+        "model": pool.model,
+        "nodes": pool.nodes,
+        "healthy": pool.healthy,
+        "running": _num(pool.running),
+        "waiting": _num(pool.waiting),
+        "requests_per_s": _num(pool.requests_per_s),
+        "tokens_per_s": _num(pool.tokens_per_s),
+        "error_rate": _num(pool.error_rate),
+        "ttft_p95_s": _num(pool.ttft_p95_s),
+        "gpu_util_avg": _num(pool.gpu_util_avg),
+        "severity": pool.severity.label,
+        "reasons": list(pool.reasons),
+        "route": pool.route,
+    }
+
+
+def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
+    return {
+        "schema_version": snapshot.schema_version,
+        "time": snapshot.time,
+        "severity": snapshot.severity.label,
+        "nodes": [node_json(node) for node in snapshot.nodes],
+        "pools": [pool_json(pool) for pool in snapshot.pools],
+        "gateways": [
+            {
+                "name": g.name,
+                "replicas_up": g.replicas_up,
+                "replicas_total": g.replicas_total,
+                "severity": g.severity.label,
+                "reasons": list(g.reasons),
+            }
+            for g in snapshot.gateways
+        ],
+    }
+
+
+# --- a table for people -------------------------------------------------------------------
+
+
+def fmt(value: float | None, spec: str = ".0f", scale: float = 1.0, suffix: str = "") -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value * scale:{spec}}{suffix}"
+
+
+def _gpu_util(node: NodeStatus) -> str:
+    utils = [g.util for g in node.gpus if g.util is not None and not g.lost]
+    lost = sum(1 for g in node.gpus if g.lost)
+    text = fmt(sum(utils) / len(utils), ".0f", suffix="%") if utils else "-"
+    return f"{text} ({lost} lost)" if lost else text
+
+
+def snapshot_table(snapshot: Snapshot) -> Any:
+    """A rich renderable: pools, then nodes worst first, then the reasons for trouble."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    stamp = dt.datetime.fromtimestamp(snapshot.time).strftime("%H:%M:%S")
+    up = sum(1 for n in snapshot.nodes if n.up)
+    header = Text.assemble(
+        ("fleet ", "bold"),
+        (SEVERITY_MARK[snapshot.severity], SEVERITY_STYLE[snapshot.severity]),
+        f"  nodes up {up}/{len(snapshot.nodes)}  at {stamp}",
+    )
+    pools = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("POOL", "SEVERITY", "HEALTHY", "RUN", "WAIT", "REQ/S", "TOK/S", "ERR", "TTFT95"):
+        pools.add_column(column, justify="left" if column in ("POOL", "SEVERITY") else "right")
+    for pool in snapshot.pools:
+        pools.add_row(
+            pool.name,
+            Text(SEVERITY_MARK[pool.severity], SEVERITY_STYLE[pool.severity]),
+            f"{pool.healthy}/{pool.nodes}",
+            fmt(pool.running),
+            fmt(pool.waiting),
+            fmt(pool.requests_per_s, ".1f"),
+            fmt(pool.tokens_per_s),
+            fmt(pool.error_rate, ".1f", 100, "%"),
+            fmt(pool.ttft_p95_s, ".2f", suffix="s"),
+        )
+    nodes = Table(box=None, pad_edge=False, header_style="bold")
+    columns = ("NODE", "ENGINE", "SEVERITY", "RUN", "WAIT", "KV", "ERR", "TOK/S", "GPU", "AGE")
+    for column in columns:
+        left = column in ("NODE", "ENGINE", "SEVERITY")
+        nodes.add_column(column, justify="left" if left else "right", no_wrap=True)
+    ordered = sorted(snapshot.nodes, key=lambda n: (-n.severity, n.name))
+    for node in ordered:
+        nodes.add_row(
+            node.name,
+            node.engine_kind,
+            Text(SEVERITY_MARK[node.severity], SEVERITY_STYLE[node.severity]),
+            fmt(node.engine.running),
+            fmt(node.engine.waiting),
+            fmt(node.engine.kv_cache_usage, ".0f", 100, "%"),
+            fmt(node.engine.error_rate, ".1f", 100, "%"),
+            fmt(node.engine.tokens_per_s),
+            _gpu_util(node),
+            fmt(node.age_s, ".0f", suffix="s"),
+        )
+    trouble = Text()
+    for node in ordered:
+        if node.severity is not Severity.OK and node.reasons:
+            trouble.append(f"{node.name}: {'; '.join(node.reasons)}\n")
+    return Group(header, Text(""), pools, Text(""), nodes, Text(""), trouble)

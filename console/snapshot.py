@@ -1,0 +1,232 @@
+"""Assembling a Snapshot from the collector's targets: node, pool and gateway statuses.
+
+A node's primary target is its engine page (or its agent when it has no engine URL): it decides
+`up`, `stale`, `age_s` and the serving figures. GPUs and host come from the agent, else from a
+dcgm-exporter page, else from GPU families on the engine page itself (Triton's `nv_gpu_*`).
+A target that is down contributes nothing: its last figures are not shown as current.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+from console.fleet import Alerts, FleetConfig, NodeConfig, PoolConfig
+from console.model import (
+    EngineFigures,
+    EngineSample,
+    GatewayStatus,
+    GpuSample,
+    Histogram,
+    NodeStatus,
+    PoolStatus,
+    Reading,
+    Severity,
+    Snapshot,
+    TargetHealth,
+)
+from console.rules import (
+    Verdict,
+    average,
+    engine_figures,
+    engine_verdict,
+    gpu_verdict,
+    histogram_increase,
+    quantile,
+    total,
+)
+
+if TYPE_CHECKING:
+    from console.collector import Target
+
+NO_FIGURES = EngineFigures()
+
+
+def _health(target: Target, now: float, alerts: Alerts) -> TargetHealth:
+    age = None if target.last_ok is None else now - target.last_ok
+    stale = not target.up or age is None or age > alerts.stale_after * target.interval
+    error = target.error
+    if error is None and target.last_ok is None:
+        error = "not scraped yet"
+    return TargetHealth(
+        url=target.url,
+        up=target.up,
+        stale=stale,
+        last_ok=target.last_ok,
+        age_s=age,
+        scrape_ms=target.scrape_ms,
+        error=error,
+    )
+
+
+def _engine_window(target: Target) -> tuple[EngineFigures, Histogram | None]:
+    """Figures over the target's rate window, and its TTFT increase (for pool quantiles)."""
+    samples = [(t, r.engine) for t, r in target.recent if r.engine is not None]
+    if not samples:
+        return NO_FIGURES, None
+    newest: tuple[float, EngineSample] = samples[-1]
+    oldest = samples[0] if len(samples) > 1 else None
+    figures = engine_figures(oldest, newest)
+    ttft = (
+        None
+        if oldest is None
+        else histogram_increase(oldest[1].ttft_seconds, newest[1].ttft_seconds)
+    )
+    return figures, ttft
+
+
+class _NodeParts(NamedTuple):
+    """A node's status plus what the pool roll-up needs but the snapshot does not show."""
+
+    status: NodeStatus
+    ttft: Histogram | None
+
+
+def _node(
+    node: NodeConfig, targets: Sequence[Target], now: float, wall: float, alerts: Alerts
+) -> _NodeParts:
+    by_role = {t.role: t for t in targets}
+    primary = by_role.get("engine") or by_role.get("agent")
+    healths = tuple(_health(t, now, alerts) for t in targets)
+    primary_health = healths[targets.index(primary)] if primary is not None else None
+    verdict = Verdict()
+    figures, ttft = NO_FIGURES, None
+    if primary is not None and primary.up:
+        figures, ttft = _engine_window(primary)
+    live = {t.role: t.reading for t in targets if t.up and t.reading is not None}
+    gpu_reading: Reading | None = next(
+        (live[role] for role in ("agent", "gpu", "engine") if role in live and live[role].gpus),
+        None,
+    )
+    gpus: tuple[GpuSample, ...] = gpu_reading.gpus or () if gpu_reading else ()
+    agent = live.get("agent")
+    up = primary_health is not None and primary_health.up
+    stale = primary_health is None or primary_health.stale
+    if primary_health is None:
+        verdict.raise_to(Severity.UNKNOWN, "no target to read")
+    elif not up:
+        verdict.raise_to(Severity.CRIT, f"down: {primary_health.error}")
+    elif stale:
+        verdict.raise_to(Severity.UNKNOWN, f"stale: last data {primary_health.age_s:.0f}s ago")
+    else:
+        engine_verdict(verdict, figures, alerts)
+    for target, health in zip(targets, healths, strict=True):
+        if target is not primary and health.error:
+            verdict.raise_to(Severity.WARN, f"{target.role}: {health.error}")
+    gpu_verdict(verdict, gpus, alerts, wall)
+    if agent is not None and agent.gpu_error:
+        verdict.raise_to(Severity.WARN, f"GPU telemetry: {agent.gpu_error}")
+    kind = node.engine
+    if kind == "auto" and "engine" in live and live["engine"].engine_kind:
+        kind = live["engine"].engine_kind or kind
+    status = NodeStatus(
+        name=node.name,
+        pool=node.pool,
+        engine_kind=kind,
+        up=up,
+        stale=stale,
+        age_s=None if primary_health is None else primary_health.age_s,
+        scrape_ms=None if primary_health is None else primary_health.scrape_ms,
+        error=None if primary_health is None else primary_health.error,
+        state=None,
+        severity=verdict.severity,
+        reasons=tuple(verdict.reasons),
+        engine=figures,
+        gpus=gpus,
+        host=agent.host if agent else None,
+        revision=agent.revision if agent else None,
+        targets=healths,
+    )
+    return _NodeParts(status, ttft)
+
+
+def _merged_ttft(parts: Sequence[_NodeParts]) -> Histogram | None:
+    """The pool's TTFT increase: node histograms added bucket by bucket when bounds agree."""
+    histograms = [p.ttft for p in parts if p.ttft is not None]
+    if not histograms:
+        return None
+    bounds = [b for b, _ in histograms[0].buckets]
+    if any([b for b, _ in h.buckets] != bounds for h in histograms[1:]):
+        return None
+    counts = [sum(h.buckets[i][1] for h in histograms) for i in range(len(bounds))]
+    return Histogram(
+        tuple(zip(bounds, counts, strict=True)),
+        sum(h.count for h in histograms),
+        sum(h.sum for h in histograms),
+    )
+
+
+def _pool(pool: PoolConfig, parts: Sequence[_NodeParts]) -> PoolStatus:
+    nodes = [p.status for p in parts]
+    engines = [n.engine for n in nodes]
+    healthy = sum(1 for n in nodes if n.healthy)
+    requests = total(e.requests_per_s for e in engines)
+    weighted = [(e.error_rate, e.requests_per_s) for e in engines]
+    errors = total(rate * rps for rate, rps in weighted if rate is not None and rps is not None)
+    error_rate = None if errors is None or not requests else errors / requests
+    merged = _merged_ttft(parts)
+    ttft_p95 = (
+        quantile(0.95, merged)
+        if merged is not None
+        else max((e.ttft_p95_s for e in engines if e.ttft_p95_s is not None), default=None)
+    )
+    figures = EngineFigures(error_rate=error_rate, ttft_p95_s=ttft_p95)
+    verdict = Verdict()
+    if nodes and all(n.severity is Severity.UNKNOWN for n in nodes):
+        verdict.raise_to(Severity.UNKNOWN, "no node has fresh data")
+    if nodes and healthy == 0:
+        verdict.raise_to(Severity.CRIT, "no healthy node")
+    elif healthy < pool.min_healthy:
+        verdict.raise_to(Severity.CRIT, f"{healthy} healthy < min_healthy {pool.min_healthy}")
+    elif healthy < len(nodes):
+        verdict.raise_to(Severity.WARN, f"{len(nodes) - healthy}/{len(nodes)} nodes unhealthy")
+    verdict.check("error rate", figures.error_rate, pool.alerts.error_rate, "%")
+    verdict.check("TTFT p95", figures.ttft_p95_s, pool.alerts.ttft_p95_s, "s")
+    return PoolStatus(
+        name=pool.name,
+        model=pool.model or next((e.model for e in engines if e.model), None),
+        nodes=len(nodes),
+        healthy=healthy,
+        running=total(e.running for e in engines),
+        waiting=total(e.waiting for e in engines),
+        requests_per_s=requests,
+        tokens_per_s=total(e.tokens_per_s for e in engines),
+        error_rate=error_rate,
+        ttft_p95_s=ttft_p95,
+        gpu_util_avg=average(g.util for n in nodes for g in n.gpus if not g.lost),
+        severity=verdict.severity,
+        reasons=tuple(verdict.reasons),
+        route=None,
+    )
+
+
+def build_snapshot(
+    config: FleetConfig, targets: Sequence[Target], now: float, wall: float
+) -> Snapshot:
+    by_node: dict[str, list[Target]] = {}
+    for target in targets:
+        by_node.setdefault(target.node.name, []).append(target)
+    pools = {p.name: p for p in config.pools}
+    parts = {
+        node.name: _node(node, by_node.get(node.name, []), now, wall, pools[node.pool].alerts)
+        for node in config.nodes
+    }
+    pool_statuses = tuple(
+        _pool(pool, [parts[name] for name in pool.nodes]) for pool in config.pools
+    )
+    gateways = tuple(
+        GatewayStatus(
+            name=g.name,
+            replicas_up=None,
+            replicas_total=len(g.endpoints),
+            severity=Severity.UNKNOWN,
+            reasons=(f"no reader for gateway plugin '{g.plugin}'",),
+        )
+        for g in config.gateways
+    )
+    return Snapshot(
+        time=wall,
+        nodes=tuple(p.status for p in parts.values()),
+        pools=pool_statuses,
+        gateways=gateways,
+    )
