@@ -16,6 +16,8 @@ def setup_logging(debug: bool = False) -> None:
     """Log to state_dir()/fleetdeck.log; a read-only home only loses the log, never the run."""
     root = logging.getLogger("fleetdeck")
     root.setLevel(logging.DEBUG if debug else logging.INFO)
+    if root.handlers:  # set up once per process, however often main() runs
+        return
     try:
         directory = state_dir()
         directory.mkdir(parents=True, exist_ok=True)

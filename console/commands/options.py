@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import re
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+from console.durations import parse_duration
 
 
 def duration(text: str) -> float:
-    """`2`, `2s`, `500ms`, `1m` -> seconds; argparse turns the ValueError into a usage error."""
-    match = _DURATION.match(text)
-    if match is None or float(match.group(1)) <= 0:
-        raise argparse.ArgumentTypeError(f"bad duration '{text}' (use e.g. 500ms, 2s, 1m)")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    """`2`, `2s`, `500ms`, `1m` -> seconds, more than zero."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"bad duration '{text}': must be more than zero")
+    return seconds
 
 
 def positive_int(text: str) -> int:
