@@ -78,7 +78,7 @@ class ScrapeTransport(httpx.AsyncBaseTransport):
         assert self._h11 is not None and self._reader is not None and self._writer is not None
         connection, reader, writer = self._h11, self._reader, self._writer
         body = request.content
-        headers = [(b"host", request.url.netloc), *request.headers.raw]
+        headers = list(request.headers.raw)  # httpx.Request has set Host already
         if body:
             headers.append((b"content-length", str(len(body)).encode()))
         data = connection.send(
