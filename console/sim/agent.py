@@ -1,0 +1,266 @@
+"""A simulated node's agent port, speaking the node agent API of DESIGN.md.
+
+`GET /v1/snapshot` (host, GPUs, revision), `GET /metrics` (the same as Prometheus text with
+the `fleetdeck_` prefix), `GET /healthz`, `GET /v1/revisions`, `POST /v1/rollback` (202 with an
+action id; 409 while one runs) and `GET /v1/actions/ID` (running, then done once the
+simulated redeploy has taken its time). The simulator needs no token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from console.sim.gpus import host_json
+from console.sim.http import HttpServer, Request, Response, Result, error_response, json_response
+from console.sim.model import NodeModel
+from console.sim.promtext import CONTENT_TYPE
+
+SCHEMA_VERSION = 1
+ROLLBACK_S = 1.0  # how long a simulated redeploy takes
+SNAPSHOT_TICK_S = 0.02
+BASE_PID = 4100
+
+
+@dataclass(slots=True)
+class Action:
+    action_id: str
+    kind: str
+    state: str  # running, done, failed
+    from_revision: str
+    to_revision: str
+    reason: str | None
+    started: float
+    finished: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "action_id": self.action_id,
+            "kind": self.kind,
+            "state": self.state,
+            "from": self.from_revision,
+            "to": self.to_revision,
+            "reason": self.reason,
+            "started": self.started,
+            "finished": self.finished,
+        }
+
+
+class AgentServer:
+    """The agent port of one node."""
+
+    def __init__(self, node: NodeModel, host: str, rollback_s: float = ROLLBACK_S) -> None:
+        self.node = node
+        self.rollback_s = rollback_s
+        self.server = HttpServer(self.handle, host)
+        self.actions: dict[str, Action] = {}
+        self.running: Action | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._cache: dict[str, tuple[int, float, Response]] = {}
+
+    def handle(self, request: Request) -> Result:
+        path, method = request.path, request.method
+        if path.startswith("/v1/actions/"):
+            return self._only(method, "GET") or self.action(path.removeprefix("/v1/actions/"))
+        route = ROUTES.get(path)
+        if route is None:
+            return error_response(404, f"no such path {path}")
+        allowed, name = route
+        return self._only(method, allowed) or getattr(self, name)(request)
+
+    @staticmethod
+    def _only(method: str, allowed: str) -> Response | None:
+        if method == allowed:
+            return None
+        return Response(405, b"method not allowed\n", headers=(("Allow", allowed),))
+
+    # -- reads --------------------------------------------------------------------------
+
+    def snapshot(self, request: Request) -> Response:
+        return self._cached("snapshot", lambda: json_response(200, self.snapshot_json()))
+
+    def metrics(self, request: Request) -> Response:
+        return self._cached(
+            "metrics",
+            lambda: Response(200, snapshot_metrics(self.snapshot_json()).encode(), CONTENT_TYPE),
+        )
+
+    def healthz(self, request: Request) -> Response:
+        return json_response(200, {"status": "ok"})
+
+    def revisions(self, request: Request) -> Response:
+        node = self.node
+        return json_response(200, {"revision": node.revision, "revisions": list(node.revisions)})
+
+    def action(self, action_id: str) -> Response:
+        action = self.actions.get(action_id)
+        if action is None:
+            return error_response(404, f"no action {action_id}")
+        return json_response(200, action.as_json())
+
+    def _cached(self, key: str, build: Callable[[], Response]) -> Response:
+        """Reuse an answer for a tick while the node is unchanged."""
+        node = self.node
+        now = node.clock()
+        hit = self._cache.get(key)
+        if (
+            hit is not None
+            and hit[0] == node.version
+            and (node.static or now - hit[1] < SNAPSHOT_TICK_S)
+        ):
+            return hit[2]
+        node.advance()
+        response: Response = build()
+        self._cache[key] = (node.version, now, response)
+        return response
+
+    def snapshot_json(self) -> dict[str, Any]:
+        node = self.node
+        t = node.now - node.epoch
+        process = node.spec.process
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "node": node.name,
+            "time": round(node.wall_now, 3),
+            "host": host_json(node.shape, t, node.busy, node.host_age_s + t),
+            "gpus": [
+                reading.as_json(BASE_PID + reading.index, process)
+                for reading in node.gpu_readings()
+            ],
+            "gpu_error": None,
+            "engine": None,
+            "revision": node.revision,
+            "revisions": list(node.revisions),
+        }
+
+    # -- rollback -----------------------------------------------------------------------
+
+    def rollback(self, request: Request) -> Response:
+        node = self.node
+        try:
+            body = request.json()
+        except ValueError as exc:
+            return error_response(400, str(exc))
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            return error_response(400, "body must be a JSON object with 'to' and 'reason'")
+        target, reason = body.get("to"), body.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            return error_response(400, "'reason' must be a string")
+        if self.running is not None:
+            return error_response(409, f"action {self.running.action_id} is still running")
+        if target is None:
+            position = node.revisions.index(node.revision)
+            if position == 0:
+                return error_response(400, f"{node.revision} is the oldest revision")
+            target = node.revisions[position - 1]
+        if target not in node.revisions:
+            return error_response(
+                400, f"unknown revision {target!r} (known: {', '.join(node.revisions)})"
+            )
+        action = Action(
+            action_id=f"rollback-{node.name}-{len(self.actions) + 1}",
+            kind="rollback",
+            state="running",
+            from_revision=node.revision,
+            to_revision=target,
+            reason=reason,
+            started=round(node.wall_now, 3),
+        )
+        self.actions[action.action_id] = action
+        self.running = action
+        self._timer = asyncio.get_running_loop().call_later(self.rollback_s, self._finish)
+        return json_response(202, {"action_id": action.action_id})
+
+    def _finish(self) -> None:
+        action = self.running
+        if action is None:
+            return
+        self.node.roll_back(action.to_revision)
+        action.state = "done"
+        action.finished = round(self.node.wall_now, 3)
+        self.running = None
+        self._timer = None
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        await self.server.close()
+
+
+ROUTES = {
+    "/v1/snapshot": ("GET", "snapshot"),
+    "/metrics": ("GET", "metrics"),
+    "/healthz": ("GET", "healthz"),
+    "/v1/revisions": ("GET", "revisions"),
+    "/v1/rollback": ("POST", "rollback"),
+}
+
+# (snapshot key, family suffix, help) for the node agent's Prometheus text
+HOST_FAMILIES = (
+    ("cpu", "host_cpu", "Host CPU utilisation in percent (0-100)."),
+    ("mem_used", "host_mem_used", "Host memory in use, bytes."),
+    ("mem_total", "host_mem_total", "Host memory, bytes."),
+    ("load1", "host_load1", "Host load average over one minute."),
+    ("uptime_s", "host_uptime_s", "Seconds since the host booted."),
+)
+GPU_FAMILIES = (
+    ("util", "gpu_util", "GPU utilisation in percent (0-100)."),
+    ("mem_util", "gpu_mem_util", "GPU memory controller utilisation in percent (0-100)."),
+    ("mem_used", "gpu_mem_used", "GPU memory in use, bytes."),
+    ("mem_total", "gpu_mem_total", "GPU memory, bytes."),
+    ("temp", "gpu_temp", "GPU temperature, degrees Celsius."),
+    ("power", "gpu_power", "GPU power draw, watts."),
+    ("power_limit", "gpu_power_limit", "GPU power limit, watts."),
+    ("ecc_uncorrected", "gpu_ecc_uncorrected", "Uncorrected ECC errors."),
+    ("last_xid", "gpu_last_xid", "The last XID error the GPU reported."),
+    ("lost", "gpu_lost", "1 when the GPU fell off the bus."),
+)
+
+
+def snapshot_metrics(snapshot: dict[str, Any]) -> str:
+    """A snapshot as Prometheus text, prefix `fleetdeck_`; unknown (null) figures are left
+    out rather than written as 0."""
+    lines: list[str] = []
+    host = snapshot["host"]
+    for key, suffix, help_text in HOST_FAMILIES:
+        _family(lines, suffix, help_text, [("", host.get(key))])
+    for key, suffix, help_text in GPU_FAMILIES:
+        samples = [(f'{{gpu="{gpu["index"]}"}}', gpu.get(key)) for gpu in snapshot["gpus"]]
+        _family(lines, suffix, help_text, samples)
+    for clock in ("sm", "mem"):
+        _family(
+            lines,
+            f"gpu_clock_{clock}",
+            f"GPU {clock} clock, MHz.",
+            [(f'{{gpu="{gpu["index"]}"}}', gpu["clocks"][clock]) for gpu in snapshot["gpus"]],
+        )
+    _family(
+        lines,
+        "gpu_info",
+        "GPU identity.",
+        [
+            (f'{{gpu="{gpu["index"]}",name={json.dumps(gpu["name"])},uuid="{gpu["uuid"]}"}}', 1)
+            for gpu in snapshot["gpus"]
+        ],
+    )
+    _family(
+        lines,
+        "revision_info",
+        "The deployed revision.",
+        [(f"{{revision={json.dumps(snapshot['revision'])}}}", 1)],
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _family(lines: list[str], suffix: str, help_text: str, samples: list[tuple[str, Any]]) -> None:
+    name = f"fleetdeck_{suffix}"
+    lines.append(f"# HELP {name} {help_text}")
+    lines.append(f"# TYPE {name} gauge")
+    for labels, value in samples:
+        if value is not None:
+            lines.append(f"{name}{labels} {float(value)!r}")
