@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -61,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(getattr(exc, "exit_code", Exit.CONFIG))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `fleetdeck watch | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return Exit.OK
     except Exception as exc:  # the last line of defence: one line, the log has the rest
         if args.debug:
             raise

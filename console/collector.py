@@ -54,7 +54,9 @@ class Target:
     last_ok: float | None = None  # monotonic time of the last good scrape
     last_try: float | None = None
     scrape_ms: float | None = None
-    failures: int = 0
+    failures: int = 0  # in a row, for the backoff
+    successes: int = 0  # since start, for benchmarks and the flight recorder
+    failures_total: int = 0
     next_due: float = 0.0
     in_flight: bool = False
     # (monotonic time, reading) of recent good scrapes, for rates over the window
@@ -155,6 +157,7 @@ class Collector:
     def _succeeded(self, target: Target, reading: Reading) -> None:
         now = self.clock()
         target.reading, target.error, target.last_ok, target.failures = reading, None, now, 0
+        target.successes += 1
         recent = target.recent
         recent.append((now, reading))
         # keep one reading older than the window, so the window is always spanned
@@ -165,6 +168,7 @@ class Collector:
         now = self.clock()
         target.error = error
         target.failures += 1
+        target.failures_total += 1
         backoff = min(2 ** (target.failures - 1), MAX_BACKOFF_INTERVALS) * target.interval
         target.next_due = now + backoff * self._random.uniform(0.8, 1.2)
         if target.failures == 1:

@@ -31,13 +31,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_fleet(args.config)
     if args.interval is not None:
         config = with_interval(config, args.interval)
-    try:
-        asyncio.run(_stream(config, plugins(), args.count))
-    except BrokenPipeError:  # `watch | head`: the reader has what it wanted
-        import os
-        import sys
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    asyncio.run(_stream(config, plugins(), args.count))
     return 0
 
 
