@@ -254,7 +254,11 @@ class _Walker:
     )
 
     def __init__(
-        self, text: str, wanted: frozenset[str] | None, collect: frozenset[str] | None
+        self,
+        text: str,
+        wanted: frozenset[str] | None,
+        collect: frozenset[str] | None,
+        known_labels: dict[str, dict[str, str]],
     ) -> None:
         self.text = text  # starts with "\n": every line follows a newline
         tail = text[-64:].rstrip()
@@ -265,7 +269,7 @@ class _Walker:
         self.collect = collect  # names of the blocks to build samples for; None: all
         self.families: dict[str, Family] = {}
         self.issues: list[ParseIssue] = []
-        self.known_labels: dict[str, dict[str, str]] = {}  # label text -> labels, never handed out
+        self.known_labels = known_labels  # label text -> labels, never handed out
         self.counted_pos = self.counted_lines = 0
         self.block: str | None = None  # the open block's name; None before the first
         self.header: str | None = None  # the open block's name when a header opened it
@@ -427,18 +431,27 @@ def _walk_wanted(walker: _Walker, finder: re.Pattern[str]) -> None:
             break
 
 
-def parse(text: str, wanted: Collection[str] | None = None) -> Page:
+def parse(
+    text: str,
+    wanted: Collection[str] | None = None,
+    label_cache: dict[str, dict[str, str]] | None = None,
+) -> Page:
     """Parses a Prometheus or OpenMetrics text page; with `wanted` (family names), only those
-    families are read and returned. Never raises: bad lines are listed in `Page.issues`."""
+    families are read and returned. Never raises: bad lines are listed in `Page.issues`.
+
+    `label_cache` lets a caller that reads the same target again and again keep the parsed
+    label sets across pages (a target's label sets rarely change); the caller bounds its size.
+    """
+    known_labels = {} if label_cache is None else label_cache
     if wanted is not None and not isinstance(wanted, frozenset):
         wanted = frozenset(wanted)
     if wanted is not None and not wanted:
         return Page({}, [])
     if wanted is None:
-        walker = _Walker("\n" + text, None, None)
+        walker = _Walker("\n" + text, None, None, known_labels)
         walker.walk(1, stop=False)
     else:
         finder, blocks = _finder(wanted)
-        walker = _Walker("\n" + text, wanted, blocks)
+        walker = _Walker("\n" + text, wanted, blocks, known_labels)
         _walk_wanted(walker, finder)
     return Page(walker.families, walker.issues)

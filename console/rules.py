@@ -28,13 +28,14 @@ def histogram_increase(old: Histogram | None, new: Histogram | None) -> Histogra
     """Bucket-by-bucket increase; a reset (count went down) or new bounds count from zero."""
     if old is None or new is None:
         return None
-    if new.count < old.count or [b for b, _ in old.buckets] != [b for b, _ in new.buckets]:
+    if new.count < old.count or len(new.buckets) != len(old.buckets):
         return new
-    buckets = tuple(
-        (bound, count - old_count)
-        for (bound, count), (_, old_count) in zip(new.buckets, old.buckets, strict=True)
-    )
-    return Histogram(buckets, new.count - old.count, new.sum - old.sum)
+    buckets = []
+    for (bound, count), (old_bound, old_count) in zip(new.buckets, old.buckets, strict=True):
+        if bound != old_bound:
+            return new
+        buckets.append((bound, count - old_count))
+    return Histogram(tuple(buckets), new.count - old.count, new.sum - old.sum)
 
 
 def quantile(q: float, histogram: Histogram | None) -> float | None:
@@ -64,10 +65,11 @@ def _per_second(old: float | None, new: float | None, seconds: float) -> float |
     return None if grown is None or seconds <= 0 else grown / seconds
 
 
-def engine_figures(
+def engine_window(
     oldest: tuple[float, EngineSample] | None, newest: tuple[float, EngineSample]
-) -> EngineFigures:
-    """Gauges from the newest reading; rates and quantiles over oldest..newest."""
+) -> tuple[EngineFigures, Histogram | None]:
+    """Gauges from the newest reading; rates and quantiles over oldest..newest. Also the TTFT
+    histogram's increase, which pool roll-ups merge across nodes."""
     now, new = newest
     figures = EngineFigures(
         running=new.running,
@@ -76,13 +78,13 @@ def engine_figures(
         model=new.model,
     )
     if oldest is None or oldest[0] >= now:
-        return figures
+        return figures, None
     then, old = oldest
     seconds = now - then
     requests = increase(old.requests_total, new.requests_total)
     errors = increase(old.errors_total, new.errors_total)
     ttft = histogram_increase(old.ttft_seconds, new.ttft_seconds)
-    return EngineFigures(
+    figures = EngineFigures(
         running=new.running,
         waiting=new.waiting,
         kv_cache_usage=new.kv_cache_usage,
@@ -94,6 +96,7 @@ def engine_figures(
         ttft_p95_s=quantile(0.95, ttft),
         model=new.model,
     )
+    return figures, ttft
 
 
 def _level(value: float | None, threshold: Threshold) -> Severity:

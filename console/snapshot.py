@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, NamedTuple
 from console.fleet import Alerts, FleetConfig, NodeConfig, PoolConfig
 from console.model import (
     EngineFigures,
-    EngineSample,
     GatewayStatus,
     GpuSample,
     Histogram,
@@ -28,10 +27,9 @@ from console.model import (
 from console.rules import (
     Verdict,
     average,
-    engine_figures,
     engine_verdict,
+    engine_window,
     gpu_verdict,
-    histogram_increase,
     quantile,
     total,
 )
@@ -64,15 +62,7 @@ def _engine_window(target: Target) -> tuple[EngineFigures, Histogram | None]:
     samples = [(t, r.engine) for t, r in target.recent if r.engine is not None]
     if not samples:
         return NO_FIGURES, None
-    newest: tuple[float, EngineSample] = samples[-1]
-    oldest = samples[0] if len(samples) > 1 else None
-    figures = engine_figures(oldest, newest)
-    ttft = (
-        None
-        if oldest is None
-        else histogram_increase(oldest[1].ttft_seconds, newest[1].ttft_seconds)
-    )
-    return figures, ttft
+    return engine_window(samples[0] if len(samples) > 1 else None, samples[-1])
 
 
 class _NodeParts(NamedTuple):

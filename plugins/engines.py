@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from console.promtext import Page, parse
-
 from console.errors import SourceError
 from console.fleet import NodeConfig
 from console.mapping import EngineMapping, detect_kind, load_mapping_dir
 from console.model import Reading
 from console.plugin import Registry
+from console.promtext import Page, parse
 
 GPU_ONLY_KINDS = frozenset({"dcgm"})
+LABEL_CACHE_LIMIT = 4096  # label sets remembered per target; a page that churns labels resets it
 
 
 class MetricsSource:
@@ -32,6 +32,7 @@ class MetricsSource:
         self._kind = kind
         self._registry = registry
         self._mapping: EngineMapping | None = None
+        self._labels: dict[str, dict[str, str]] = {}
         if kind != "auto":
             try:
                 self._mapping = registry.mappings[kind]
@@ -40,14 +41,16 @@ class MetricsSource:
 
     def decode(self, body: bytes) -> Reading:
         text = body.decode("utf-8", errors="replace")
+        if len(self._labels) > LABEL_CACHE_LIMIT:
+            self._labels.clear()
         mapping = self._mapping
         if mapping is not None:
-            page = parse(text, mapping.wanted)
+            page = parse(text, mapping.wanted, self._labels)
             if page.families:
                 return mapping.apply(page)
             if self._kind != "auto":
                 raise SourceError(self._no_families(page, f"no {mapping.kind} metrics on the page"))
-        page = parse(text)
+        page = parse(text, label_cache=self._labels)
         candidates = [m for k, m in self._registry.mappings.items() if k not in GPU_ONLY_KINDS]
         detected = detect_kind(page, candidates)
         if detected is None:

@@ -8,7 +8,7 @@ from console.fleet import Alerts, Threshold
 from console.model import EngineSample, GpuSample, Histogram, Severity
 from console.rules import (
     Verdict,
-    engine_figures,
+    engine_window,
     gpu_verdict,
     histogram_increase,
     increase,
@@ -73,32 +73,34 @@ def test_engine_figures_rates_over_the_window() -> None:
         prompt_tokens_total=900,
         ttft_seconds=hist(110, 220, 230, 230),
     )
-    figures = engine_figures((10.0, old), (20.0, new))
+    figures, ttft = engine_window((10.0, old), (20.0, new))
     assert figures.requests_per_s == pytest.approx(20.0)
     assert figures.error_rate == pytest.approx(0.05)
     assert figures.tokens_per_s == pytest.approx(400.0)
     assert figures.prompt_tokens_per_s == pytest.approx(40.0)
     assert (figures.running, figures.waiting, figures.kv_cache_usage) == (3, 7, 0.5)
     assert figures.ttft_p50_s == pytest.approx(0.1)
+    assert ttft is not None and ttft.count == 200
 
 
 def test_engine_figures_never_negative_after_a_restart() -> None:
     old = EngineSample(requests_total=10_000, errors_total=50, generation_tokens_total=10**6)
     new = EngineSample(requests_total=20, errors_total=1, generation_tokens_total=300)
-    figures = engine_figures((0.0, old), (2.0, new))
+    figures, _ = engine_window((0.0, old), (2.0, new))
     assert figures.requests_per_s == 10 and figures.tokens_per_s == 150
     assert figures.error_rate == pytest.approx(0.05)
 
 
 def test_single_reading_gives_gauges_and_unknown_rates() -> None:
-    figures = engine_figures(None, (1.0, EngineSample(running=1, requests_total=5)))
+    figures, ttft = engine_window(None, (1.0, EngineSample(running=1, requests_total=5)))
     assert figures.running == 1
     assert figures.requests_per_s is None and figures.error_rate is None
+    assert ttft is None
 
 
 def test_error_rate_unknown_when_nothing_finished() -> None:
     sample = EngineSample(requests_total=5, errors_total=0)
-    assert engine_figures((0.0, sample), (2.0, sample)).error_rate is None
+    assert engine_window((0.0, sample), (2.0, sample))[0].error_rate is None
 
 
 def test_verdict_worst_wins_with_reasons() -> None:
