@@ -130,11 +130,15 @@ def _gpu_util(node: NodeStatus) -> str:
     utils = [g.util for g in node.gpus if g.util is not None and not g.lost]
     lost = sum(1 for g in node.gpus if g.lost)
     text = fmt(sum(utils) / len(utils), ".0f", suffix="%") if utils else "-"
-    return f"{text} ({lost} lost)" if lost else text
+    return f"{text} ✗{lost}" if lost else text  # the reasons line names the lost GPU
 
 
-def snapshot_table(snapshot: Snapshot) -> Any:
-    """A rich renderable: pools, then nodes worst first, then the reasons for trouble."""
+TROUBLE_LINES = 4  # reasons shown under the tables when the height is limited
+
+
+def snapshot_table(snapshot: Snapshot, height: int | None = None) -> Any:
+    """A rich renderable: pools, then nodes worst first, then the reasons for trouble. With a
+    `height` (a terminal's rows), the healthiest nodes and reasons give way first."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -167,7 +171,15 @@ def snapshot_table(snapshot: Snapshot) -> Any:
         left = column in ("NODE", "ENGINE", "SEVERITY")
         nodes.add_column(column, justify="left" if left else "right", no_wrap=True)
     ordered = sorted(snapshot.nodes, key=lambda n: (-n.severity, n.name))
-    for node in ordered:
+    troubled = [n for n in ordered if n.severity is not Severity.OK and n.reasons]
+    shown, reasons = ordered, troubled
+    if height is not None:
+        reasons = troubled[:TROUBLE_LINES]
+        fixed = 6 + len(snapshot.pools) + len(reasons)  # header, pools, gaps, column heads
+        room = max(1, height - fixed)
+        if len(ordered) > room:
+            shown = ordered[: room - 1]
+    for node in shown:
         nodes.add_row(
             node.name,
             node.engine_kind,
@@ -180,8 +192,12 @@ def snapshot_table(snapshot: Snapshot) -> Any:
             _gpu_util(node),
             fmt(node.age_s, ".0f", suffix="s"),
         )
-    trouble = Text()
-    for node in ordered:
-        if node.severity is not Severity.OK and node.reasons:
-            trouble.append(f"{node.name}: {'; '.join(node.reasons)}\n")
+    if len(shown) < len(ordered):
+        hidden = ordered[len(shown) :]
+        worst = max(n.severity for n in hidden)
+        nodes.add_row(f"… {len(hidden)} more", "", Text(SEVERITY_MARK[worst], "dim"))
+    lines = [f"{node.name}: {'; '.join(node.reasons)}" for node in reasons]
+    if len(reasons) < len(troubled):
+        lines.append(f"… {len(troubled) - len(reasons)} more nodes in trouble")
+    trouble = Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
     return Group(header, Text(""), pools, Text(""), nodes, Text(""), trouble)

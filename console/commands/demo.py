@@ -20,6 +20,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
+INTRO = "a simulated fleet on loopback; an incident starts in 20 s. Ctrl-C quits."
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -33,8 +36,9 @@ async def _demo(args: argparse.Namespace) -> None:
     import tempfile
     from pathlib import Path
 
-    from rich.console import Console
+    from rich.console import Console, Group
     from rich.live import Live
+    from rich.text import Text
 
     from console.collector import Collector
     from console.config import load_config
@@ -60,11 +64,10 @@ async def _demo(args: argparse.Namespace) -> None:
         try:
             with Live(console=console, auto_refresh=False, screen=sys.stdout.isatty()) as live:
                 async for snapshot in collector.snapshots():
-                    from rich.console import Group
-                    from rich.text import Text
-
-                    footer = Text("\n".join(events[-3:]), style="italic")
-                    live.update(Group(snapshot_table(snapshot), footer), refresh=True)
+                    said = events[-2:] or [INTRO]
+                    footer = Text("\n".join(said), style="italic", no_wrap=True)
+                    height = console.height - len(said) - 1 if sys.stdout.isatty() else None
+                    live.update(Group(snapshot_table(snapshot, height), footer), refresh=True)
                     refreshes += 1
                     if args.count is not None and refreshes >= args.count:
                         break

@@ -48,7 +48,7 @@ class LoadShape:
         return daily * self.burst(t) * jitter
 
     def burst(self, t: float) -> float:
-        """The burst multiplier at `t`: 1.0 outside bursts, up to ~2.8 inside one."""
+        """The burst multiplier at `t`: 1.0 outside bursts, 1.3 to 1.7 inside one."""
         slot = math.floor(t / BURST_SLOT_S)
         if unit(self.seed, slot, 2) >= BURST_CHANCE:
             return 1.0
@@ -56,7 +56,7 @@ class LoadShape:
         length = 6.0 + 14.0 * unit(self.seed, slot, 4)
         if not start <= t < start + length:
             return 1.0
-        return 1.6 + 1.2 * unit(self.seed, slot, 5)
+        return 1.3 + 0.4 * unit(self.seed, slot, 5)
 
     def jitter(self, t: float, salt: int) -> float:
         """A per-second number in [-1, 1) for gauges that wobble."""

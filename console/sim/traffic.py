@@ -81,7 +81,7 @@ class Profile:
             ttft_s=ttft_s,
             tpot_s=tpot_s,
             cache_hit=rng.uniform(0.2, 0.6),
-            capacity=max(8, math.ceil(in_flight_at_peak * 1.15)),
+            capacity=max(8, math.ceil(in_flight_at_peak * 1.5)),  # calm at the daily peak
             age_s=rng.uniform(2.0, 30.0) * 3600.0,
         )
 
