@@ -83,6 +83,9 @@ def load_plugin_file(path: Path, module_name: str | None = None) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        del sys.modules[name]
+        raise PluginError(f"{path}:{exc.lineno}:{exc.offset}: {exc.msg}") from exc
     except Exception as exc:
         del sys.modules[name]
         raise PluginError(f"{path}: import failed: {exc!r}") from exc
