@@ -96,8 +96,8 @@ class History:
             for figure, read in NODE_SERIES.items():
                 self._put(("node", node.name, figure), time, None if node.stale else read(node))
         for pool in snapshot.pools:
-            for figure, read in POOL_SERIES.items():
-                self._put(("pool", pool.name, figure), time, read(pool))
+            for figure, roll_up in POOL_SERIES.items():
+                self._put(("pool", pool.name, figure), time, roll_up(pool))
 
     def values(self, scope: str, name: str, figure: str, seconds: float = 900) -> list[float]:
         """The last `seconds` of a series at the finest resolution that covers them."""

@@ -75,6 +75,22 @@ def _gpu(data: Any, position: int) -> GpuSample:
     )
 
 
+def _engine(engine: Mapping[str, Any]) -> EngineSample:
+    """The canonical figures of an engine the agent scrapes itself (counters still totals)."""
+    numbers = {key: _number(engine, key, "engine") for key in _ENGINE_NUMBERS}
+    model = engine.get("model")
+    return EngineSample(
+        running=numbers["running"],
+        waiting=numbers["waiting"],
+        kv_cache_usage=numbers["kv_cache_usage"],
+        prompt_tokens_total=numbers["prompt_tokens_total"],
+        generation_tokens_total=numbers["generation_tokens_total"],
+        requests_total=numbers["requests_total"],
+        errors_total=numbers["errors_total"],
+        model=model if isinstance(model, str) else None,
+    )
+
+
 def decode_snapshot(body: bytes) -> Reading:
     try:
         data = json.loads(body)
@@ -103,11 +119,7 @@ def decode_snapshot(body: bytes) -> Reading:
                 for key in ("cpu", "mem_used", "mem_total", "load1", "uptime_s")
             }
         ),
-        engine=None
-        if engine is None
-        else EngineSample(
-            **{key: _number(_object(engine, "engine"), key, "engine") for key in _ENGINE_NUMBERS}
-        ),
+        engine=None if engine is None else _engine(_object(engine, "engine")),
         gpu_error=str(gpu_error) if gpu_error is not None else None,
         revision=str(revision) if revision is not None else None,
     )
