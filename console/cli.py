@@ -46,7 +46,15 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(words)
+    except SystemExit as exc:
+        # Nagios reads a usage error of `check` as UNKNOWN, with a line on stdout
+        if exc.code == Exit.USAGE and next((w for w in words if w[:1] != "-"), "") == "check":
+            print("FLEETDECK UNKNOWN - usage error (see fleetdeck check --help)")
+            return Exit.UNKNOWN
+        raise
     if args.command is None:
         parser.print_help(sys.stderr)
         return Exit.USAGE

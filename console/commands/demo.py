@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 INTRO = "a simulated fleet on loopback; an incident starts in 20 s. Ctrl-C quits."
+QUIET = "a simulated fleet on loopback. Ctrl-C quits."
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +65,7 @@ async def _demo(args: argparse.Namespace) -> None:
         try:
             with Live(console=console, auto_refresh=False, screen=sys.stdout.isatty()) as live:
                 async for snapshot in collector.snapshots():
-                    said = events[-2:] or [INTRO]
+                    said = events[-2:] or [QUIET if args.no_incident else INTRO]
                     footer = Text("\n".join(said), style="italic", no_wrap=True)
                     height = console.height - len(said) - 1 if sys.stdout.isatty() else None
                     live.update(Group(snapshot_table(snapshot, height), footer), refresh=True)

@@ -174,6 +174,12 @@ async def test_check_is_unknown_on_a_bad_config(tmp_path: Path) -> None:
     assert "Traceback" not in run.stdout + run.stderr
 
 
+async def test_check_usage_error_is_unknown() -> None:
+    run = await fleetdeck("check", "--window", "soon")
+    assert run.code == 3 and run.stdout.startswith("FLEETDECK UNKNOWN - usage error")
+    assert "bad duration 'soon'" in run.stderr
+
+
 async def test_status_exit_codes_for_usage_and_config(tmp_path: Path) -> None:
     run = await fleetdeck("status", "--window", "2x")
     assert run.code == 64 and "bad duration" in run.stderr
