@@ -19,7 +19,7 @@ from console import __version__
 from console.errors import FleetdeckError
 from console.exitcodes import Exit
 
-COMMAND_MODULES = ("status", "watch", "check", "config_check", "sim", "demo")
+COMMAND_MODULES = ("status", "watch", "check", "config_check", "sim", "demo", "agent")
 
 
 class _Parser(argparse.ArgumentParser):

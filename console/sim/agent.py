@@ -9,15 +9,14 @@ simulated redeploy has taken its time). The simulator needs no token.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from console.agent.exposition import CONTENT_TYPE, snapshot_metrics
+from console.httpserver import HttpServer, Request, Response, Result, error_response, json_response
 from console.sim.gpus import host_json
-from console.sim.http import HttpServer, Request, Response, Result, error_response, json_response
 from console.sim.model import NodeModel
-from console.sim.promtext import CONTENT_TYPE
 
 SCHEMA_VERSION = 1
 ROLLBACK_S = 1.0  # how long a simulated redeploy takes
@@ -199,68 +198,3 @@ ROUTES = {
     "/v1/revisions": ("GET", "revisions"),
     "/v1/rollback": ("POST", "rollback"),
 }
-
-# (snapshot key, family suffix, help) for the node agent's Prometheus text
-HOST_FAMILIES = (
-    ("cpu", "host_cpu", "Host CPU utilisation in percent (0-100)."),
-    ("mem_used", "host_mem_used", "Host memory in use, bytes."),
-    ("mem_total", "host_mem_total", "Host memory, bytes."),
-    ("load1", "host_load1", "Host load average over one minute."),
-    ("uptime_s", "host_uptime_s", "Seconds since the host booted."),
-)
-GPU_FAMILIES = (
-    ("util", "gpu_util", "GPU utilisation in percent (0-100)."),
-    ("mem_util", "gpu_mem_util", "GPU memory controller utilisation in percent (0-100)."),
-    ("mem_used", "gpu_mem_used", "GPU memory in use, bytes."),
-    ("mem_total", "gpu_mem_total", "GPU memory, bytes."),
-    ("temp", "gpu_temp", "GPU temperature, degrees Celsius."),
-    ("power", "gpu_power", "GPU power draw, watts."),
-    ("power_limit", "gpu_power_limit", "GPU power limit, watts."),
-    ("ecc_uncorrected", "gpu_ecc_uncorrected", "Uncorrected ECC errors."),
-    ("last_xid", "gpu_last_xid", "The last XID error the GPU reported."),
-    ("lost", "gpu_lost", "1 when the GPU fell off the bus."),
-)
-
-
-def snapshot_metrics(snapshot: dict[str, Any]) -> str:
-    """A snapshot as Prometheus text, prefix `fleetdeck_`; unknown (null) figures are left
-    out rather than written as 0."""
-    lines: list[str] = []
-    host = snapshot["host"]
-    for key, suffix, help_text in HOST_FAMILIES:
-        _family(lines, suffix, help_text, [("", host.get(key))])
-    for key, suffix, help_text in GPU_FAMILIES:
-        samples = [(f'{{gpu="{gpu["index"]}"}}', gpu.get(key)) for gpu in snapshot["gpus"]]
-        _family(lines, suffix, help_text, samples)
-    for clock in ("sm", "mem"):
-        _family(
-            lines,
-            f"gpu_clock_{clock}",
-            f"GPU {clock} clock, MHz.",
-            [(f'{{gpu="{gpu["index"]}"}}', gpu["clocks"][clock]) for gpu in snapshot["gpus"]],
-        )
-    _family(
-        lines,
-        "gpu_info",
-        "GPU identity.",
-        [
-            (f'{{gpu="{gpu["index"]}",name={json.dumps(gpu["name"])},uuid="{gpu["uuid"]}"}}', 1)
-            for gpu in snapshot["gpus"]
-        ],
-    )
-    _family(
-        lines,
-        "revision_info",
-        "The deployed revision.",
-        [(f"{{revision={json.dumps(snapshot['revision'])}}}", 1)],
-    )
-    return "\n".join(lines) + "\n"
-
-
-def _family(lines: list[str], suffix: str, help_text: str, samples: list[tuple[str, Any]]) -> None:
-    name = f"fleetdeck_{suffix}"
-    lines.append(f"# HELP {name} {help_text}")
-    lines.append(f"# TYPE {name} gauge")
-    for labels, value in samples:
-        if value is not None:
-            lines.append(f"{name}{labels} {float(value)!r}")

@@ -16,8 +16,8 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
+from console.httpserver import HttpServer, Request, Response, Result, error_response, json_response
 from console.sim.faults import Fault, FaultError, parse_fault
-from console.sim.http import HttpServer, Request, Response, Result, error_response, json_response
 from console.sim.model import PIN_LIMITS, PINS
 
 

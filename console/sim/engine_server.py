@@ -9,8 +9,7 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import Any
 
-from console.sim.engines import compiled_page
-from console.sim.http import (
+from console.httpserver import (
     HANG,
     HttpServer,
     Request,
@@ -19,6 +18,7 @@ from console.sim.http import (
     error_response,
     json_response,
 )
+from console.sim.engines import compiled_page
 from console.sim.model import NodeModel
 from console.sim.promtext import CONTENT_TYPE
 

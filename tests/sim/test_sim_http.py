@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from console.sim.http import HANG, HttpServer, Request, Response, Result
+from console.httpserver import HANG, HttpServer, Request, Response, Result
 
 WAIT = 5.0
 

@@ -1,10 +1,11 @@
 """A small HTTP/1.1 server on a bare `asyncio.Protocol`, fast enough for 1,000 simulated nodes.
 
-It speaks what the simulator needs and no more: keep-alive (HTTP/1.1 default, `Connection:
-close` honoured, HTTP/1.0 closes unless asked to keep alive), request bodies with
-Content-Length, pipelined requests answered in order, 400 on malformed requests, 413/431 on
-oversized ones, 501 for chunked bodies. A handler returns a `Response`, an awaitable of
-one, or `HANG` to keep the connection open and never answer.
+The simulator and the node agent serve through it. It speaks what they need and no more:
+keep-alive (HTTP/1.1 default, `Connection: close` honoured, HTTP/1.0 closes unless asked to
+keep alive), request bodies with Content-Length, pipelined requests answered in order, 400 on
+malformed requests, 413/431 on oversized ones, 501 for chunked bodies, TLS when given an
+`ssl.SSLContext`. A handler returns a `Response`, an awaitable of one, or `HANG` to keep the
+connection open and never answer.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 1024 * 1024
-log = logging.getLogger("fleetdeck.sim")
+LINGER_S = 2.0  # after refusing a request, how long its unread body may still arrive
+log = logging.getLogger("fleetdeck.http")
 
 REASONS = {
     200: "OK",
@@ -96,13 +99,17 @@ class _Malformed(Exception):
 class HttpProtocol(asyncio.Protocol):
     """One connection: parse requests from the buffer, answer them one at a time, in order."""
 
-    def __init__(self, handler: Handler, connections: set[HttpProtocol]) -> None:
+    def __init__(
+        self, handler: Handler, connections: set[HttpProtocol], max_body: int = MAX_BODY
+    ) -> None:
         self.handler = handler
         self.connections = connections
+        self.max_body = max_body
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.busy = False  # a request is being answered (or hangs); later ones wait
         self.hanging = False
+        self.refused = False  # answered a malformed request: read and drop the rest, then close
         self.task: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -117,10 +124,12 @@ class HttpProtocol(asyncio.Protocol):
             self.task.cancel()
 
     def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return
         self.buffer += data
         if not self.busy:
             self._process()
-        elif len(self.buffer) > MAX_HEAD + MAX_BODY:  # a client piling up requests
+        elif len(self.buffer) > MAX_HEAD + self.max_body:  # a client piling up requests
             self.close()
 
     def close(self) -> None:
@@ -132,7 +141,7 @@ class HttpProtocol(asyncio.Protocol):
             try:
                 request = self._parse()
             except _Malformed as exc:
-                self._send(error_response(exc.status, str(exc)), keep_alive=False)
+                self._refuse(error_response(exc.status, str(exc)))
                 return
             if request is None:
                 return
@@ -151,13 +160,26 @@ class HttpProtocol(asyncio.Protocol):
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a handler bug must not kill the server: answer 500, log it
-            log.exception("sim handler failed")
+            log.exception("handler failed")
             response = error_response(500, f"internal error: {exc!r}")
         self.task = None
         self.busy = False
         self._send(response, keep_alive)
         if self.transport is not None and keep_alive:
             self._process()
+
+    def _refuse(self, response: Response) -> None:
+        """Answer and close gracefully: closing with the client's body still unread would
+        reset the connection and could destroy the answer before the client reads it."""
+        transport = self.transport
+        if transport is None or not transport.can_write_eof():  # TLS cannot half-close
+            self._send(response, keep_alive=False)
+            return
+        transport.write(response.head(keep_alive=False) + response.body)
+        transport.write_eof()
+        self.refused = True
+        self.buffer.clear()
+        asyncio.get_running_loop().call_later(LINGER_S, self.close)
 
     def _send(self, response: Response, keep_alive: bool) -> None:
         transport = self.transport
@@ -193,8 +215,8 @@ class HttpProtocol(asyncio.Protocol):
         if not length_text.isdigit():
             raise _Malformed(400, f"bad Content-Length {length_text[:40]!r}")
         length = int(length_text)
-        if length > MAX_BODY:
-            raise _Malformed(413, f"request body of {length} bytes is over {MAX_BODY}")
+        if length > self.max_body:
+            raise _Malformed(413, f"request body of {length} bytes is over {self.max_body}")
         body_start = end + 4
         if len(buffer) < body_start + length:
             return None
@@ -208,18 +230,32 @@ class HttpProtocol(asyncio.Protocol):
 
 
 class HttpServer:
-    """One listening port serving `handler`; it can stop and resume listening on that port."""
+    """One listening port serving `handler`; it can stop and resume listening on that port.
 
-    def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0) -> None:
+    With `tls`, connections are TLS (`url` says https); `max_body` bounds request bodies (413).
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        tls: ssl.SSLContext | None = None,
+        max_body: int = MAX_BODY,
+    ) -> None:
         self.handler = handler
         self.host = host
         self.port = port
+        self.tls = tls
+        self.max_body = max_body
         self.connections: set[HttpProtocol] = set()
         self._server: asyncio.Server | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     @property
     def listening(self) -> bool:
@@ -228,9 +264,10 @@ class HttpServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: HttpProtocol(self.handler, self.connections),
+            lambda: HttpProtocol(self.handler, self.connections, self.max_body),
             self.host,
             self.port,
+            ssl=self.tls,
             reuse_address=True,
             backlog=1024,
         )
