@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -88,7 +88,12 @@ def _targets_for(node: NodeConfig, registry: Registry) -> list[Target]:
                 headers["authorization"] = f"Bearer {node.token.resolve()}"
             except FleetdeckError as exc:
                 target.error, target.source = str(exc), None
-        target.request = httpx.Request("GET", url, headers=headers)
+        # the transport bounds the whole exchange by the read timeout (connect included)
+        limit = target.timeout
+        timeouts = {"connect": limit, "read": limit, "write": limit, "pool": limit}
+        target.request = httpx.Request(
+            "GET", url, headers=headers, extensions={"timeout": timeouts}
+        )
         targets.append(target)
     return targets
 
@@ -116,6 +121,7 @@ class Collector:
         self.snapshot: Snapshot | None = None
         self.cycle_times: deque[float] = deque(maxlen=1024)  # seconds per tick, for benchmarks
         self._random = random.Random(seed)
+        self._concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._subscribers: list[asyncio.Queue[Snapshot]] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -127,7 +133,8 @@ class Collector:
         target.last_try = started = self.clock()
         target.next_due = started + target.interval
         try:
-            body = await self._fetch(target)
+            assert target.request is not None
+            body = _body(await target.transport.handle_async_request(target.request))
             reading = target.source.decode(body) if target.source else None
         except SourceError as exc:
             self._failed(target, str(exc))
@@ -144,15 +151,6 @@ class Collector:
         finally:
             target.scrape_ms = (self.clock() - started) * 1000.0
             target.in_flight = False
-
-    async def _fetch(self, target: Target) -> bytes:
-        assert target.request is not None
-        async with self._slots:
-            async with asyncio.timeout(target.timeout):
-                response = await target.transport.handle_async_request(target.request)
-        if response.status_code != 200:
-            raise SourceError(f"HTTP {response.status_code} {response.reason_phrase}".rstrip())
-        return response.content
 
     def _succeeded(self, target: Target, reading: Reading) -> None:
         now = self.clock()
@@ -187,8 +185,18 @@ class Collector:
     async def _round(self, due: list[Target]) -> None:
         started = self.clock()
         if due:
-            await asyncio.gather(*(self._scrape(t) for t in due))
+            # a worker per free slot, each scraping the next target not yet taken: no task per
+            # scrape, and none parked waiting for a slot
+            pending = iter(due)
+            workers = min(len(due), self._concurrency)
+            await asyncio.gather(*(self._work(pending) for _ in range(workers)))
         self.cycle_times.append(self.clock() - started)
+
+    async def _work(self, pending: Iterator[Target]) -> None:
+        async with self._slots:  # the cap holds across rounds that overlap
+            for target in pending:
+                if not target.in_flight:  # an overlapping round may have launched it
+                    await self._scrape(target)
 
     def build(self) -> Snapshot:
         self.snapshot = build_snapshot(self.config, self.targets, self.clock(), self.wall())
@@ -245,6 +253,12 @@ class Collector:
 
     async def aclose(self) -> None:
         await asyncio.gather(*(t.transport.aclose() for t in self.targets))
+
+
+def _body(response: httpx.Response) -> bytes:
+    if response.status_code != 200:
+        raise SourceError(f"HTTP {response.status_code} {response.reason_phrase}".rstrip())
+    return response.content
 
 
 def _describe(exc: httpx.HTTPError) -> str:

@@ -71,7 +71,10 @@ class _Reader(Protocol[T_co]):
 
 
 def _selected(labels: Mapping[str, str], match: tuple[tuple[str, frozenset[str]], ...]) -> bool:
-    return all(labels.get(label) in allowed for label, allowed in match)
+    for label, allowed in match:  # noqa: SIM110 (per sample: all() over a generator costs more)
+        if labels.get(label) not in allowed:
+            return False
+    return True
 
 
 class _FamilyReader:
@@ -190,21 +193,20 @@ class _HistogramReader:
         count: float | None = None
         total = 0.0
         match = self.match
-        for sample in family.samples:
-            value = sample.value
-            if value != value or (match and not _selected(sample.labels, match)):
+        bucket_name, count_name, sum_name = self.bucket_name, self.count_name, self.sum_name
+        for name, labels, value, _ in family.samples:
+            if value != value or (match and not _selected(labels, match)):
                 continue
-            name = sample.name
-            if name == self.bucket_name:
+            if name == bucket_name:
                 try:
-                    bound = float(sample.labels["le"])
+                    bound = float(labels["le"])
                 except (KeyError, ValueError):
                     continue  # a bucket without a usable bound cannot be placed
                 if bound == bound:
                     buckets[bound] = buckets.get(bound, 0.0) + value
-            elif name == self.count_name:
+            elif name == count_name:
                 count = value if count is None else count + value
-            elif name == self.sum_name:
+            elif name == sum_name:
                 total += value
         if not buckets:
             return None

@@ -30,12 +30,16 @@ def histogram_increase(old: Histogram | None, new: Histogram | None) -> Histogra
         return None
     if new.count < old.count or len(new.buckets) != len(old.buckets):
         return new
-    buckets = []
-    for (bound, count), (old_bound, old_count) in zip(new.buckets, old.buckets, strict=True):
-        if bound != old_bound:
-            return new
-        buckets.append((bound, count - old_count))
-    return Histogram(tuple(buckets), new.count - old.count, new.sum - old.sum)
+    buckets = tuple(
+        [
+            (bound, count - old_count)
+            for (bound, count), (old_bound, old_count) in zip(new.buckets, old.buckets, strict=True)
+            if bound == old_bound
+        ]
+    )
+    if len(buckets) != len(new.buckets):  # a bound moved
+        return new
+    return Histogram(buckets, new.count - old.count, new.sum - old.sum)
 
 
 def quantile(q: float, histogram: Histogram | None) -> float | None:
@@ -71,13 +75,13 @@ def engine_window(
     """Gauges from the newest reading; rates and quantiles over oldest..newest. Also the TTFT
     histogram's increase, which pool roll-ups merge across nodes."""
     now, new = newest
-    figures = EngineFigures(
-        running=new.running,
-        waiting=new.waiting,
-        kv_cache_usage=new.kv_cache_usage,
-        model=new.model,
-    )
     if oldest is None or oldest[0] >= now:
+        figures = EngineFigures(
+            running=new.running,
+            waiting=new.waiting,
+            kv_cache_usage=new.kv_cache_usage,
+            model=new.model,
+        )
         return figures, None
     then, old = oldest
     seconds = now - then

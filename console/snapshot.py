@@ -65,11 +65,29 @@ def _engine_window(target: Target) -> tuple[EngineFigures, Histogram | None]:
     return engine_window(samples[0] if len(samples) > 1 else None, samples[-1])
 
 
+class _Increase(NamedTuple):
+    """A histogram's increase in columns: a few objects where its buckets are one pair each,
+    so the many kept until the pool roll-up weigh little on the garbage collector."""
+
+    bounds: tuple[float, ...]
+    counts: tuple[float, ...]  # cumulative, bucket by bucket
+    observed: float  # the histogram's count
+    sum: float
+
+
+def _columns(histogram: Histogram | None) -> _Increase | None:
+    if histogram is None:
+        return None
+    pairs = histogram.buckets  # transposed in C, not pair by pair
+    bounds, counts = zip(*pairs, strict=True) if pairs else ((), ())
+    return _Increase(bounds, counts, histogram.count, histogram.sum)
+
+
 class _NodeParts(NamedTuple):
     """A node's status plus what the pool roll-up needs but the snapshot does not show."""
 
     status: NodeStatus
-    ttft: Histogram | None
+    ttft: _Increase | None
 
 
 def _node(
@@ -127,22 +145,22 @@ def _node(
         revision=agent.revision if agent else None,
         targets=healths,
     )
-    return _NodeParts(status, ttft)
+    return _NodeParts(status, _columns(ttft))
 
 
 def _merged_ttft(parts: Sequence[_NodeParts]) -> Histogram | None:
     """The pool's TTFT increase: node histograms added bucket by bucket when bounds agree."""
-    histograms = [p.ttft for p in parts if p.ttft is not None]
-    if not histograms:
+    increases = [p.ttft for p in parts if p.ttft is not None]
+    if not increases:
         return None
-    bounds = [b for b, _ in histograms[0].buckets]
-    if any([b for b, _ in h.buckets] != bounds for h in histograms[1:]):
+    bounds = increases[0].bounds
+    if any(increase.bounds != bounds for increase in increases):
         return None
-    counts = [sum(h.buckets[i][1] for h in histograms) for i in range(len(bounds))]
+    columns = zip(*(increase.counts for increase in increases), strict=True)
     return Histogram(
-        tuple(zip(bounds, counts, strict=True)),
-        sum(h.count for h in histograms),
-        sum(h.sum for h in histograms),
+        tuple(zip(bounds, [sum(column) for column in columns], strict=True)),
+        sum(increase.observed for increase in increases),
+        sum(increase.sum for increase in increases),
     )
 
 

@@ -8,29 +8,49 @@ reused while the server keeps it alive, opened again when it does not. Bytes are
 they arrive and the waiting request wakes once, when the whole answer is in, so a large page
 costs one task switch rather than one per socket read. Errors are raised as httpx's own
 exception types, so callers handle them as they would any httpx call.
+
+Timeouts (the request's `timeout` extension): `connect` bounds opening a connection and `read`
+bounds the whole exchange, from the start of the request to the last byte of the answer
+(connecting included), with one timer per request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any
+import threading
+from typing import Any, NamedTuple
 
 import h11
 import httpx
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # a metrics page larger than this is an error, not a page
+READ_BUFFER_BYTES = 256 * 1024
+
+_END = h11.EndOfMessage()
+_read_buffers = threading.local()
 
 
-class _Answer(asyncio.Protocol):
+def _read_buffer() -> memoryview:
+    """The calling thread's socket read buffer, shared by its connections: asyncio fills it
+    and calls `buffer_updated` in one step, and h11 copies the bytes out at once. Reading into
+    a buffer kept for good spares a fresh large allocation per read."""
+    buffer: memoryview | None = getattr(_read_buffers, "buffer", None)
+    if buffer is None:
+        buffer = _read_buffers.buffer = memoryview(bytearray(READ_BUFFER_BYTES))
+    return buffer
+
+
+class _Answer(asyncio.BufferedProtocol):
     """Collects one HTTP answer at a time from the connection and resolves a future with it."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.h11 = h11.Connection(h11.CLIENT)
+        self.buffer = _read_buffer()
         self.waiter: asyncio.Future[tuple[h11.Response, bytes]] | None = None
         self.response: h11.Response | None = None
-        self.chunks: list[bytes] = []
+        self.chunks: list[bytes | bytearray] = []
         self.size = 0
         self.lost = False
 
@@ -38,13 +58,17 @@ class _Answer(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
-    def expect(self) -> asyncio.Future[tuple[h11.Response, bytes]]:
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.response, self.chunks, self.size = None, [], 0
+    def expect(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[tuple[h11.Response, bytes]]:
+        self.waiter = loop.create_future()
+        self.response, self.size = None, 0
+        self.chunks.clear()
         return self.waiter
 
-    def data_received(self, data: bytes) -> None:
-        self._feed(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._feed(self.buffer[:nbytes])  # h11 copies it out before the buffer is reused
 
     def eof_received(self) -> bool | None:
         self._feed(b"")  # a body that runs to the close ends here; a cut one is an error
@@ -56,30 +80,41 @@ class _Answer(asyncio.Protocol):
             reason = str(exc) if exc else "server closed the connection"
             self.waiter.set_exception(httpx.ReadError(reason))
 
-    def _feed(self, data: bytes) -> None:
+    def time_out(self, limit: float) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(httpx.ReadTimeout(f"no answer within {limit:g} s"))
+
+    def _feed(self, data: bytes | memoryview) -> None:
         waiter = self.waiter
         if waiter is None or waiter.done():
             if data and self.transport is not None:  # talking out of turn: not to be trusted
                 self.transport.close()
             return
+        connection = self.h11
         try:
-            self.h11.receive_data(data)
+            connection.receive_data(data)  # type: ignore[arg-type]  # any bytes-like object
             while True:
-                event = self.h11.next_event()
-                if event is h11.NEED_DATA:
-                    return
-                if isinstance(event, h11.Response):
-                    self.response = event
-                elif isinstance(event, h11.Data):
-                    self.chunks.append(bytes(event.data))
-                    self.size += len(event.data)
+                event = connection.next_event()
+                kind = type(event)
+                if kind is h11.Data:
+                    chunk = event.data  # type: ignore[union-attr]
+                    self.chunks.append(chunk)
+                    self.size += len(chunk)
                     if self.size > MAX_BODY_BYTES:
                         raise h11.RemoteProtocolError(f"body larger than {MAX_BODY_BYTES} bytes")
-                elif isinstance(event, h11.EndOfMessage):
-                    assert self.response is not None
-                    waiter.set_result((self.response, b"".join(self.chunks)))
+                elif event is h11.NEED_DATA:
                     return
-                elif isinstance(event, h11.ConnectionClosed):
+                elif kind is h11.Response:
+                    self.response = event  # type: ignore[assignment]
+                elif kind is h11.EndOfMessage:
+                    assert self.response is not None
+                    answer = (self.response, b"".join(self.chunks))
+                    # the request holds the answer now: keep nothing of it here until the next
+                    self.waiter, self.response = None, None
+                    self.chunks.clear()
+                    waiter.set_result(answer)
+                    return
+                elif kind is h11.ConnectionClosed:
                     raise httpx.ReadError("server closed the connection mid-answer")
         except h11.ProtocolError as exc:
             waiter.set_exception(httpx.RemoteProtocolError(f"bad HTTP from server: {exc}"))
@@ -87,61 +122,86 @@ class _Answer(asyncio.Protocol):
             waiter.set_exception(exc)
 
 
+class _Prepared(NamedTuple):
+    """A request turned into h11 events once, reused while the httpx request stays the same
+    (a scraper sends one request again and again)."""
+
+    url: httpx.URL  # immutable: compared by identity
+    method: str
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    origin: tuple[bytes, str, int]
+    events: tuple[h11.Event, ...]
+
+    def serves(self, request: httpx.Request) -> bool:
+        return (
+            request.url is self.url
+            and request.method == self.method
+            and request.headers.raw == self.headers
+            and request.content == self.body
+        )
+
+
 class ScrapeTransport(httpx.AsyncBaseTransport):
     def __init__(self, *, verify: bool | ssl.SSLContext = True) -> None:
         self._verify = verify
         self._origin: tuple[bytes, str, int] | None = None
         self._answer: _Answer | None = None
+        self._prepared: _Prepared | None = None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
-        url = request.url
-        origin = (url.raw_scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+        read_limit: float | None = timeouts.get("read")
+        prepared = self._prepared
+        if prepared is None or not prepared.serves(request):
+            prepared = self._prepared = _prepare(request)
         answer = self._answer
-        if answer is None or answer.lost or self._origin != origin or not _idle(answer.h11):
-            answer = await self._connect(origin, timeouts.get("connect"))
+        if (
+            answer is None
+            or answer.lost
+            or self._origin != prepared.origin
+            or not _idle(answer.h11)
+        ):
+            connect_limit: float | None = timeouts.get("connect")
+            if read_limit is not None and (connect_limit is None or read_limit < connect_limit):
+                connect_limit = read_limit
+            answer = await self._connect(prepared.origin, connect_limit)
+        connection = answer.h11
+        waiter = answer.expect(loop)
+        timer = None
+        if read_limit is not None:
+            timer = loop.call_at(started + read_limit, answer.time_out, read_limit)
         try:
-            waiter = answer.expect()
-            self._send(answer, request)
-            response, body = await asyncio.wait_for(waiter, timeouts.get("read"))
-        except TimeoutError:
-            self._close()
-            raise httpx.ReadTimeout(f"no answer within {timeouts.get('read')} s") from None
-        except h11.ProtocolError as exc:  # ours: a request h11 will not send
+            assert answer.transport is not None
+            answer.transport.write(
+                b"".join([connection.send(event) or b"" for event in prepared.events])
+            )
+            response, body = await waiter
+        except h11.ProtocolError as exc:  # ours: h11 refused to send the request now
             self._close()
             raise httpx.LocalProtocolError(str(exc)) from None
         except BaseException:
             self._close()
             raise
-        connection = answer.h11
+        finally:
+            if timer is not None:
+                timer.cancel()
         if connection.our_state is h11.DONE and connection.their_state is h11.DONE:
             connection.start_next_cycle()
         else:  # the server closes after this answer: so do we, and reconnect next time
             self._close()
-        return httpx.Response(
+        # the body as a stream, as any transport hands it over (no headers added), read at once
+        answered = httpx.Response(
             status_code=response.status_code,
             headers=response.headers,
-            content=body,
+            stream=httpx.ByteStream(body),
             request=request,
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason},
         )
-
-    @staticmethod
-    def _send(answer: _Answer, request: httpx.Request) -> None:
-        connection = answer.h11
-        body = request.content
-        headers = list(request.headers.raw)  # httpx.Request has set Host already
-        if body and b"content-length" not in (name.lower() for name, _ in headers):
-            headers.append((b"content-length", str(len(body)).encode()))
-        target = request.url.raw_path
-        events: list[h11.Event] = [
-            h11.Request(method=request.method, target=target, headers=headers)
-        ]
-        if body:
-            events.append(h11.Data(data=body))
-        events.append(h11.EndOfMessage())
-        assert answer.transport is not None
-        answer.transport.write(b"".join(connection.send(event) or b"" for event in events))
+        answered.read()
+        return answered
 
     async def _connect(self, origin: tuple[bytes, str, int], limit: float | None) -> _Answer:
         self._close()
@@ -161,7 +221,7 @@ class ScrapeTransport(httpx.AsyncBaseTransport):
                 loop.create_connection(_Answer, host, port, ssl=context), limit
             )
         except TimeoutError:
-            raise httpx.ConnectTimeout(f"connect took longer than {limit} s") from None
+            raise httpx.ConnectTimeout(f"connect took longer than {limit:g} s") from None
         except OSError as exc:
             raise httpx.ConnectError(exc.strerror or str(exc)) from None
         self._origin, self._answer = origin, answer
@@ -174,6 +234,22 @@ class ScrapeTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         self._close()
+
+
+def _prepare(request: httpx.Request) -> _Prepared:
+    url = request.url
+    origin = (url.raw_scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+    body = request.content
+    raw_headers = request.headers.raw  # httpx.Request has set Host already
+    headers = list(raw_headers)
+    if body and b"content-length" not in (name.lower() for name, _ in headers):
+        headers.append((b"content-length", str(len(body)).encode()))
+    try:
+        head = h11.Request(method=request.method, target=url.raw_path, headers=headers)
+    except h11.ProtocolError as exc:  # a request h11 will not send
+        raise httpx.LocalProtocolError(str(exc)) from None
+    events = (head, h11.Data(data=body), _END) if body else (head, _END)
+    return _Prepared(url, request.method, raw_headers, body, origin, events)
 
 
 def _idle(connection: h11.Connection) -> bool:

@@ -14,7 +14,7 @@ from console.fleet import NodeConfig
 from console.mapping import EngineMapping, detect_kind, load_mapping_dir
 from console.model import Reading
 from console.plugin import Registry
-from console.promtext import Page, parse
+from console.promtext import BlockLayout, Page, parse
 
 GPU_ONLY_KINDS = frozenset({"dcgm"})
 LABEL_CACHE_LIMIT = 4096  # label sets remembered per target; a page that churns labels resets it
@@ -33,6 +33,7 @@ class MetricsSource:
         self._registry = registry
         self._mapping: EngineMapping | None = None
         self._labels: dict[str, dict[str, str]] = {}
+        self._layouts: dict[str, BlockLayout | None] = {}  # one entry per wanted block at most
         if kind != "auto":
             try:
                 self._mapping = registry.mappings[kind]
@@ -45,7 +46,7 @@ class MetricsSource:
             self._labels.clear()
         mapping = self._mapping
         if mapping is not None:
-            page = parse(text, mapping.wanted, self._labels)
+            page = parse(text, mapping.wanted, self._labels, self._layouts)
             if page.families:
                 return mapping.apply(page)
             if self._kind != "auto":
