@@ -19,7 +19,16 @@ from console import __version__
 from console.errors import FleetdeckError
 from console.exitcodes import Exit
 
-COMMAND_MODULES = ("status", "watch", "check", "config_check", "sim", "demo", "agent")
+COMMAND_MODULES = (
+    "status",
+    "watch",
+    "check",
+    "config_check",
+    "local",
+    "sim",
+    "demo",
+    "agent",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,8 +65,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return Exit.UNKNOWN
         raise
     if args.command is None:
-        parser.print_help(sys.stderr)
-        return Exit.USAGE
+        # Plain `fleetdeck` is the TUI's place; until it lands it watches this host alone when
+        # no fleet config is found, and shows the commands otherwise.
+        from console.config import find_config
+
+        try:
+            found = find_config(None)
+        except FleetdeckError as exc:
+            print(f"fleetdeck: {exc.title}: {exc}", file=sys.stderr)
+            return Exit.CONFIG
+        if found is not None:
+            parser.print_help(sys.stderr)
+            return Exit.USAGE
+        args = parser.parse_args(["local"])
     from console.logfile import setup_logging
 
     setup_logging(debug=args.debug)

@@ -47,7 +47,7 @@ class Target:
     source: Source | None  # None when the source could not be built (error says why)
     interval: float
     timeout: float
-    transport: ScrapeTransport = field(default_factory=ScrapeTransport)
+    transport: httpx.AsyncBaseTransport = field(default_factory=ScrapeTransport)
     request: httpx.Request | None = None
     reading: Reading | None = None
     error: str | None = None
@@ -110,11 +110,15 @@ class Collector:
         history: History | None = None,
         seed: int | None = None,
         concurrency: int = MAX_CONCURRENCY,
+        transport: Callable[[], httpx.AsyncBaseTransport] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
         self.wall = wall
         self.targets = [t for node in config.nodes for t in _targets_for(node, registry)]
+        if transport is not None:  # e.g. the local host read in-process, with no server
+            for target in self.targets:
+                target.transport = transport()
         self.tick = min((t.interval for t in self.targets), default=config.refresh.interval)
         self.rate_window = rate_window or max(3 * config.refresh.interval, 10.0)
         self.history = history
@@ -124,7 +128,6 @@ class Collector:
         self._concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._subscribers: list[asyncio.Queue[Snapshot]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- scraping -------------------------------------------------------------------------
 

@@ -200,4 +200,41 @@ def snapshot_table(snapshot: Snapshot, height: int | None = None) -> Any:
     if len(reasons) < len(troubled):
         lines.append(f"… {len(troubled) - len(reasons)} more nodes in trouble")
     trouble = Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
-    return Group(header, Text(""), pools, Text(""), nodes, Text(""), trouble)
+    parts: list[Any] = [header, Text(""), pools, Text(""), nodes, Text(""), trouble]
+    if len(snapshot.nodes) == 1:  # one host (the local watch): its GPUs one by one
+        parts[5:5] = [Text(""), gpu_table(snapshot.nodes[0])]
+    return Group(*parts)
+
+
+def gpu_table(node: NodeStatus) -> Any:
+    """A node's GPUs, one row each, and its host figures."""
+    from rich.table import Table
+
+    gib = 1 / 2**30
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("GPU", "NAME", "UTIL", "MEM GiB", "TEMP", "POWER W", "STATE"):
+        table.add_column(column, justify="left" if column in ("NAME", "STATE") else "right")
+    for gpu in node.gpus:
+        if gpu.lost:
+            state = f"✗ lost (XID {gpu.last_xid})" if gpu.last_xid else "✗ lost"
+        elif gpu.last_xid is not None:
+            state = f"▲ XID {gpu.last_xid}"
+        else:
+            state = ", ".join(t for t in gpu.throttle or () if t != "idle") or "✓"
+        table.add_row(
+            str(gpu.index),
+            (gpu.name or "-").removeprefix("NVIDIA "),
+            fmt(gpu.util, suffix="%"),
+            f"{fmt(gpu.mem_used, '.1f', gib)}/{fmt(gpu.mem_total, '.0f', gib)}",
+            fmt(gpu.temp, suffix="°C"),
+            f"{fmt(gpu.power)}/{fmt(gpu.power_limit)}",
+            state,
+        )
+    host = node.host
+    if host is not None:
+        table.caption = (
+            f"host: cpu {fmt(host.cpu, suffix='%')}  load {fmt(host.load1, '.2f')}  "
+            f"mem {fmt(host.mem_used, '.1f', gib)}/{fmt(host.mem_total, '.0f', gib)} GiB"
+        )
+        table.caption_justify = "left"
+    return table

@@ -33,22 +33,16 @@ def run(args: argparse.Namespace) -> int:
 
 async def _demo(args: argparse.Namespace) -> None:
     import asyncio
-    import sys
     import tempfile
     from pathlib import Path
-
-    from rich.console import Console, Group
-    from rich.live import Live
-    from rich.text import Text
 
     from console.collector import Collector
     from console.config import load_config
     from console.demo import run_incident
     from console.headless import plugins, with_interval
-    from console.render import snapshot_table
+    from console.liveview import show_live
     from console.sim import SimFleet
 
-    console = Console()
     events: list[str] = []
     async with SimFleet(nodes=args.nodes, seed=args.seed, gpus=8) as fleet:
         with tempfile.TemporaryDirectory(prefix="fleetdeck-demo-") as folder:
@@ -61,17 +55,9 @@ async def _demo(args: argparse.Namespace) -> None:
             incident = asyncio.create_task(
                 run_incident(fleet.control_url, [n.name for n in fleet.nodes], events.append)
             )
-        refreshes = 0
+        intro = QUIET if args.no_incident else INTRO
         try:
-            with Live(console=console, auto_refresh=False, screen=sys.stdout.isatty()) as live:
-                async for snapshot in collector.snapshots():
-                    said = events[-2:] or [QUIET if args.no_incident else INTRO]
-                    footer = Text("\n".join(said), style="italic", no_wrap=True)
-                    height = console.height - len(said) - 1 if sys.stdout.isatty() else None
-                    live.update(Group(snapshot_table(snapshot, height), footer), refresh=True)
-                    refreshes += 1
-                    if args.count is not None and refreshes >= args.count:
-                        break
+            await show_live(collector, lambda: events[-2:] or [intro], args.count)
         finally:
             if incident is not None:
                 incident.cancel()
