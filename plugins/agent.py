@@ -14,31 +14,14 @@ from typing import Any
 
 from console.errors import SourceError
 from console.fleet import NodeConfig
+from console.mapping import ENGINE_SCALARS, GPU_FIGURES
 from console.model import EngineSample, GpuSample, HostSample, Reading
 from console.plugin import Registry
 
 SNAPSHOT_PATH = "/v1/snapshot"
 SUPPORTED_SCHEMA = 1
-_GPU_NUMBERS = (
-    "util",
-    "mem_util",
-    "mem_used",
-    "mem_total",
-    "temp",
-    "power",
-    "power_limit",
-    "ecc_uncorrected",
-    "last_xid_time",
-)
-_ENGINE_NUMBERS = (
-    "running",
-    "waiting",
-    "kv_cache_usage",
-    "prompt_tokens_total",
-    "generation_tokens_total",
-    "requests_total",
-    "errors_total",
-)
+# last_xid is an integer code, read on its own; every other figure is a number or null
+_GPU_NUMBERS = tuple(name for name in GPU_FIGURES if name != "last_xid")
 
 
 def _number(data: Mapping[str, Any], key: str, where: str) -> float | None:
@@ -77,7 +60,7 @@ def _gpu(data: Any, position: int) -> GpuSample:
 
 def _engine(engine: Mapping[str, Any]) -> EngineSample:
     """The canonical figures of an engine the agent scrapes itself (counters still totals)."""
-    numbers = {key: _number(engine, key, "engine") for key in _ENGINE_NUMBERS}
+    numbers = {key: _number(engine, key, "engine") for key in ENGINE_SCALARS}
     model = engine.get("model")
     return EngineSample(
         running=numbers["running"],

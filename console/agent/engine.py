@@ -14,19 +14,11 @@ import httpx
 from console.agent.config import EngineConfig
 from console.errors import FleetdeckError
 from console.fleet import NodeConfig, Refresh
+from console.mapping import ENGINE_SCALARS
 from console.plugin import Source, load_registry
 from console.transport import ScrapeTransport
 
-FIGURES = (
-    "running",
-    "waiting",
-    "kv_cache_usage",
-    "prompt_tokens_total",
-    "generation_tokens_total",
-    "requests_total",
-    "errors_total",
-    "model",
-)
+FIGURES = (*ENGINE_SCALARS, "model")
 Figures = dict[str, Any]
 
 
