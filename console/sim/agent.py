@@ -64,6 +64,8 @@ class AgentServer:
         path, method = request.path, request.method
         if path.startswith("/v1/actions/"):
             return self._only(method, "GET") or self.action(path.removeprefix("/v1/actions/"))
+        if path.startswith("/v1/hooks/"):
+            return self._only(method, "POST") or self.hook(path.removeprefix("/v1/hooks/"))
         route = ROUTES.get(path)
         if route is None:
             return error_response(404, f"no such path {path}")
@@ -175,6 +177,28 @@ class AgentServer:
         self._timer = asyncio.get_running_loop().call_later(self.rollback_s, self._finish)
         return json_response(202, {"action_id": action.action_id})
 
+    def hook(self, name: str) -> Response:
+        """The engine-level drain hooks a real agent's config would declare; they act at once."""
+        accepting = HOOKS.get(name)
+        if accepting is None:
+            return error_response(404, f"no hook {name!r} (known: {', '.join(HOOKS)})")
+        node = self.node
+        node.accepting = accepting
+        node.version += 1
+        now = round(node.wall_now, 3)
+        action = Action(
+            action_id=f"hook-{node.name}-{len(self.actions) + 1}",
+            kind="hook",
+            state="done",
+            from_revision=node.revision,
+            to_revision=node.revision,
+            reason=name,
+            started=now,
+            finished=now,
+        )
+        self.actions[action.action_id] = action
+        return json_response(202, {"action_id": action.action_id})
+
     def _finish(self) -> None:
         action = self.running
         if action is None:
@@ -191,6 +215,7 @@ class AgentServer:
         await self.server.close()
 
 
+HOOKS = {"stop_accepting": False, "resume": True}  # hook name -> accepting afterwards
 ROUTES = {
     "/v1/snapshot": ("GET", "snapshot"),
     "/metrics": ("GET", "metrics"),

@@ -154,6 +154,9 @@ class EngineServer:
         except ValueError as exc:
             return json_response(400, _openai_error(str(exc), "invalid_request_error", 400))
         node = self.node
+        if not node.accepting:  # drained through the agent's stop_accepting hook
+            message = "not accepting new requests (draining)"
+            return json_response(503, _openai_error(message, "service_unavailable", 503))
         loop = asyncio.get_running_loop()
         arrived = loop.time()
         await self.queue.acquire()

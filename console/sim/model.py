@@ -85,6 +85,7 @@ class NodeModel:
         self.fault: Fault | None = None
         self.revisions = ["rev-1", "rev-2"]
         self.revision = "rev-2"
+        self.accepting = True  # False between the agent's stop_accepting and resume hooks
         self.queue_running = 0  # real completions being generated
         self.queue_waiting = 0  # real completions waiting for a slot
         self.version = 0  # bumped on every change a page could show
@@ -372,4 +373,5 @@ class NodeModel:
             "pins": dict(self.pins),
             "revision": self.revision,
             "revisions": list(self.revisions),
+            "accepting": self.accepting,
         }

@@ -258,6 +258,26 @@ async def test_agent_refuses_what_it_cannot_do(fleet: SimFleet, client: httpx.As
     assert (await client.get(agent + "/nothing")).status_code == 404
 
 
+async def test_drain_hooks_stop_and_resume_new_completions(
+    fleet: SimFleet, client: httpx.AsyncClient, control: Any
+) -> None:
+    node = fleet.nodes[2]
+    body = {"prompt": "hello", "max_tokens": 2}
+    stop = await client.post(node.agent + "/v1/hooks/stop_accepting")
+    assert stop.status_code == 202
+    action = (await client.get(node.agent + "/v1/actions/" + stop.json()["action_id"])).json()
+    assert (action["kind"], action["state"]) == ("hook", "done")
+    refused = await client.post(node.url + "/v1/completions", json=body)
+    assert refused.status_code == 503 and "draining" in refused.text
+    truth = (await control("GET", "")).json()
+    assert {n["name"]: n["accepting"] for n in truth["nodes"]}[node.name] is False
+    assert (await client.post(node.agent + "/v1/hooks/resume")).status_code == 202
+    assert (await client.post(node.url + "/v1/completions", json=body)).status_code == 200
+    unknown = await client.post(node.agent + "/v1/hooks/reboot")
+    assert unknown.status_code == 404 and "stop_accepting" in unknown.json()["error"]
+    assert (await client.get(node.agent + "/v1/hooks/resume")).status_code == 405
+
+
 async def test_agent_snapshot_has_the_design_shape_and_units(
     fleet: SimFleet, client: httpx.AsyncClient
 ) -> None:
