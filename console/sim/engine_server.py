@@ -20,7 +20,7 @@ from console.httpserver import (
 )
 from console.sim.engines import compiled_page
 from console.sim.model import NodeModel
-from console.sim.promtext import CONTENT_TYPE
+from console.sim.pagetext import CONTENT_TYPE
 
 PAGE_TICK_S = 0.02  # a rendered page is reused this long, unless the node changed
 CONCURRENCY = 8  # real completions generated at once; the rest wait in a FIFO

@@ -23,7 +23,7 @@ from console.sim.faults import Fault
 from console.sim.gpus import GpuBoard, GpuReading
 from console.sim.histogram import Histogram, lognormal_mean
 from console.sim.load import LoadShape
-from console.sim.promtext import go_float
+from console.sim.pagetext import go_float
 from console.sim.traffic import DRIVERS, ROLES, Conditions, Profile, conditions_at
 
 Clock = Callable[[], float]

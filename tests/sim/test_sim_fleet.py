@@ -11,7 +11,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from console.sim import SimFleet
-from console.sim.promtext import CONTENT_TYPE
+from console.sim.pagetext import CONTENT_TYPE
 
 BOUND = 5.0  # no wait in these tests lasts longer
 

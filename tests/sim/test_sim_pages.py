@@ -14,7 +14,7 @@ from console.sim.engines import ENGINE_KINDS, ENGINES, compiled_page
 from console.sim.engines.vllm import DIALECT as VLLM_DIALECT
 from console.sim.histogram import Histogram
 from console.sim.model import NodeModel
-from console.sim.promtext import cpp_float, go_float, histogram_text, rust_float
+from console.sim.pagetext import cpp_float, go_float, histogram_text, rust_float
 
 # The families docs/engine-mappings.md reads, as prometheus_client names them, with their type.
 CANONICAL = {

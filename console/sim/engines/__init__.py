@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from console.sim.engines import sglang, tgi, triton, vllm
 from console.sim.engines.spec import EngineSpec
-from console.sim.promtext import Page
+from console.sim.pagetext import Page
 
 ENGINES: dict[str, EngineSpec] = {
     module.SPEC.kind: module.SPEC for module in (vllm, sglang, tgi, triton)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from console.sim.engines.spec import EngineSpec, HistogramSpec
-from console.sim.promtext import Dialect, Page, PageBuilder, go_float
+from console.sim.pagetext import Dialect, Page, PageBuilder, go_float
 
 MODEL = "Qwen/Qwen2.5-7B-Instruct"
 MAX_TOTAL_TOKENS = 430839.0

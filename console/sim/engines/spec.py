@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from console.sim.promtext import Page
+from console.sim.pagetext import Page
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from console.sim.engines.spec import EngineSpec, HistogramSpec
-from console.sim.promtext import (
+from console.sim.pagetext import (
     Dialect,
     Page,
     PageBuilder,

@@ -14,7 +14,7 @@ from typing import Any
 
 from console.sim.engines.spec import EngineSpec, HistogramSpec
 from console.sim.gpus import HOST_MEM_TOTAL
-from console.sim.promtext import Dialect, Page, PageBuilder, cpp_float
+from console.sim.pagetext import Dialect, Page, PageBuilder, cpp_float
 
 MODEL = "tensorrt_llm"
 MAX_ACTIVE_REQUESTS = 512

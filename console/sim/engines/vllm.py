@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from console.sim.engines.spec import EngineSpec, HistogramSpec
-from console.sim.promtext import Dialect, Page, PageBuilder, go_float
+from console.sim.pagetext import Dialect, Page, PageBuilder, go_float
 
 MODEL = "meta-llama/Llama-3.1-8B"
 MAX_MODEL_LEN = 131072
