@@ -156,7 +156,7 @@ def check_config(path: str | Path) -> tuple[FleetConfig | None, list[ConfigIssue
         root = load_tree(path)
     except YamlProblem as problem:
         return None, [ConfigIssue(file, problem.line, problem.col, problem.message)]
-    reader = _FleetReader(Path(path).parent)
+    reader = FleetReader(Path(path).parent)
     fleet = reader.read(root, file)
     issues = [ConfigIssue(file, *problem) for problem in sorted(reader.problems)]
     return fleet, issues
@@ -214,8 +214,10 @@ def _seconds(value: float) -> str:
     return f"{value:g}s"
 
 
-class _FleetReader(NodeReader):
+class FleetReader(NodeReader):
     """Walks a composed fleet.yaml, reporting its problems and building the FleetConfig.
+    The agent's config reader builds on it for the checks both files share (names, engine
+    kinds, durations, URLs, secrets by reference).
 
     The FleetConfig only counts when no problem was found; names and references are checked
     once everything is read, so the file's order of sections does not matter.

@@ -20,7 +20,7 @@ from typing import NamedTuple
 from yaml.nodes import Node
 
 from console._yamlnodes import Entries, Read, T, YamlProblem, describe, load_tree
-from console.config import ConfigIssue, InvalidConfigError, _FleetReader
+from console.config import ConfigIssue, FleetReader, InvalidConfigError
 from console.fleet import SecretRef
 
 __all__ = [
@@ -216,7 +216,7 @@ class _AnyKey(Collection[str]):
         return 0
 
 
-class _AgentReader(_FleetReader):
+class _AgentReader(FleetReader):
     """Walks a composed agent.yaml, reporting its problems and building the AgentConfig.
 
     It shares the fleet reader's value checks (names, engine kinds, durations, environment
