@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import SplitResult, urlsplit
 
 from yaml.nodes import Node
@@ -148,18 +148,32 @@ def find_config(explicit: str | None) -> Path | None:
     return user if user.is_file() else None
 
 
+Reader = TypeVar("Reader", bound="FleetReader")
+Built = TypeVar("Built")
+
+
 def check_config(path: str | Path) -> tuple[FleetConfig | None, list[ConfigIssue]]:
     """The fleet a file describes and every issue found in it (the fleet is None unless the
     file has no issue at all)."""
+    return check_file(path, FleetReader, FleetReader.read)
+
+
+def check_file(
+    path: str | Path,
+    reader: Callable[[Path], Reader],
+    read: Callable[[Reader, Node | None, str], Built | None],
+) -> tuple[Built | None, list[ConfigIssue]]:
+    """What `read` builds from the YAML file at `path` with a fresh `reader` (relative paths
+    resolve against the file's folder), and every issue; nothing is built unless none."""
     file = str(path)
     try:
         root = load_tree(path)
     except YamlProblem as problem:
         return None, [ConfigIssue(file, problem.line, problem.col, problem.message)]
-    reader = FleetReader(Path(path).parent)
-    fleet = reader.read(root, file)
-    issues = [ConfigIssue(file, *problem) for problem in sorted(reader.problems)]
-    return fleet, issues
+    walker = reader(Path(path).parent)
+    built = read(walker, root, file)
+    issues = [ConfigIssue(file, *problem) for problem in sorted(walker.problems)]
+    return (None if issues else built), issues
 
 
 def load_config(path: str | Path) -> FleetConfig:

@@ -19,8 +19,8 @@ from typing import NamedTuple
 
 from yaml.nodes import Node
 
-from console._yamlnodes import Entries, Read, T, YamlProblem, describe, load_tree
-from console.config import ConfigIssue, FleetReader, InvalidConfigError
+from console._yamlnodes import Entries, Read, T, describe
+from console.config import ConfigIssue, FleetReader, InvalidConfigError, check_file
 from console.fleet import SecretRef
 
 __all__ = [
@@ -168,15 +168,7 @@ def default_agent_config() -> AgentConfig:
 
 def check_agent_config(path: str | Path) -> tuple[AgentConfig | None, list[ConfigIssue]]:
     """The config a file describes and every issue in it (None unless there is none)."""
-    file = str(path)
-    try:
-        root = load_tree(path)
-    except YamlProblem as problem:
-        return None, [ConfigIssue(file, problem.line, problem.col, problem.message)]
-    reader = _AgentReader(Path(path).parent)
-    config = reader.read_agent(root, file)
-    issues = [ConfigIssue(file, *problem) for problem in sorted(reader.problems)]
-    return (config if not issues else None), issues
+    return check_file(path, _AgentReader, _AgentReader.read_agent)
 
 
 def load_agent_config(path: str | Path) -> AgentConfig:
