@@ -3,9 +3,10 @@
 Each node has up to three targets: its engine page (`engine`), its node agent (`agent`) and a
 dcgm-exporter page (`gpu`). Each target owns one lean keep-alive connection
 (`console.transport`), so the cost of a scrape does not grow with the fleet. A tick launches
-the due targets concurrently under a concurrency cap; a target still in flight is never
-launched twice; a failing target backs off exponentially with jitter. Every scrape is bounded
-by its timeout, so a slow or hanging target delays nothing but itself. After each tick's
+the due targets concurrently under a concurrency cap, and the next tick starts only once they
+have all ended, so no target is ever scraped twice at once; a failing target backs off
+exponentially with jitter. Every scrape is bounded by its timeout, so a slow or hanging target
+holds up no other target's scrape, and a tick at most by that timeout. After each tick's
 scrapes end the collector publishes an immutable Snapshot to its subscribers and records the
 figures into the history rings.
 """
@@ -52,13 +53,11 @@ class Target:
     reading: Reading | None = None
     error: str | None = None
     last_ok: float | None = None  # monotonic time of the last good scrape
-    last_try: float | None = None
     scrape_ms: float | None = None
     failures: int = 0  # in a row, for the backoff
     successes: int = 0  # since start, for benchmarks and the flight recorder
     failures_total: int = 0
     next_due: float = 0.0
-    in_flight: bool = False
     # (monotonic time, reading) of recent good scrapes, for rates over the window
     recent: deque[tuple[float, Reading]] = field(default_factory=deque)
 
@@ -122,18 +121,15 @@ class Collector:
         self.tick = min((t.interval for t in self.targets), default=config.refresh.interval)
         self.rate_window = rate_window or max(3 * config.refresh.interval, 10.0)
         self.history = history
-        self.snapshot: Snapshot | None = None
         self.cycle_times: deque[float] = deque(maxlen=1024)  # seconds per tick, for benchmarks
         self._random = random.Random(seed)
         self._concurrency = concurrency
-        self._slots = asyncio.Semaphore(concurrency)
         self._subscribers: list[asyncio.Queue[Snapshot]] = []
 
     # --- scraping -------------------------------------------------------------------------
 
     async def _scrape(self, target: Target) -> None:
-        target.in_flight = True
-        target.last_try = started = self.clock()
+        started = self.clock()
         target.next_due = started + target.interval
         try:
             assert target.request is not None
@@ -153,7 +149,6 @@ class Collector:
                 self._succeeded(target, reading)
         finally:
             target.scrape_ms = (self.clock() - started) * 1000.0
-            target.in_flight = False
 
     def _succeeded(self, target: Target, reading: Reading) -> None:
         now = self.clock()
@@ -178,12 +173,12 @@ class Collector:
     # --- rounds and the loop ----------------------------------------------------------------
 
     async def scrape_all(self) -> None:
-        """One round over every target that is not in flight, due or not (for `status`)."""
-        await self._round([t for t in self.targets if not t.in_flight and t.source is not None])
+        """One round over every target, due or not (for `status`)."""
+        await self._round([t for t in self.targets if t.source is not None])
 
     async def scrape_again(self) -> None:
         """Another round over the targets that answered the last one."""
-        await self._round([t for t in self.targets if t.up and not t.in_flight])
+        await self._round([t for t in self.targets if t.up])
 
     async def _round(self, due: list[Target]) -> None:
         started = self.clock()
@@ -196,16 +191,14 @@ class Collector:
         self.cycle_times.append(self.clock() - started)
 
     async def _work(self, pending: Iterator[Target]) -> None:
-        async with self._slots:  # the cap holds across rounds that overlap
-            for target in pending:
-                if not target.in_flight:  # an overlapping round may have launched it
-                    await self._scrape(target)
+        for target in pending:
+            await self._scrape(target)
 
     def build(self) -> Snapshot:
-        self.snapshot = build_snapshot(self.config, self.targets, self.clock(), self.wall())
+        snapshot = build_snapshot(self.config, self.targets, self.clock(), self.wall())
         if self.history is not None:
-            self.history.record(self.snapshot)
-        return self.snapshot
+            self.history.record(snapshot)
+        return snapshot
 
     def publish(self) -> Snapshot:
         snapshot = self.build()
@@ -221,11 +214,7 @@ class Collector:
         while True:
             # half a tick of slack: a target due "now" must not miss its tick by a rounding
             horizon = self.clock() + self.tick / 2
-            due = [
-                t
-                for t in self.targets
-                if not t.in_flight and t.source is not None and t.next_due <= horizon
-            ]
+            due = [t for t in self.targets if t.source is not None and t.next_due <= horizon]
             await self._round(due)
             self.publish()
             next_tick += self.tick
