@@ -127,3 +127,21 @@ class FleetConfig:
 
     def pool(self, name: str) -> PoolConfig:
         return next(p for p in self.pools if p.name == name)
+
+
+def single_node_fleet(node: NodeConfig) -> FleetConfig:
+    """A fleet of one node in a pool of its own: the local watch, the agent's engine probe."""
+    pool = PoolConfig(
+        name=node.pool,
+        model=None,
+        gateway=None,
+        backend=None,
+        route=None,
+        standby=None,
+        min_healthy=0,
+        nodes=(node.name,),
+        alerts=Alerts(),
+    )
+    return FleetConfig(
+        path=None, refresh=node.refresh, alerts=Alerts(), pools=(pool,), nodes=(node,)
+    )

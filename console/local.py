@@ -15,7 +15,7 @@ import socket
 import httpx
 
 from console.agent.telemetry import Telemetry
-from console.fleet import Alerts, FleetConfig, NodeConfig, PoolConfig, Refresh
+from console.fleet import FleetConfig, NodeConfig, Refresh, single_node_fleet
 
 POOL = "local"
 
@@ -36,27 +36,16 @@ class LocalTransport(httpx.AsyncBaseTransport):
 
 def local_fleet(interval: float, node: str | None = None) -> FleetConfig:
     name = node or socket.gethostname().split(".")[0] or "localhost"
-    refresh = Refresh(interval=interval, timeout=min(interval, 5.0))
-    host = NodeConfig(
-        name=name,
-        pool=POOL,
-        engine="auto",
-        url=None,
-        metrics_url=None,
-        agent=f"local://{name}",
-        dcgm=None,
-        server=None,
-        refresh=refresh,
+    return single_node_fleet(
+        NodeConfig(
+            name=name,
+            pool=POOL,
+            engine="auto",
+            url=None,
+            metrics_url=None,
+            agent=f"local://{name}",
+            dcgm=None,
+            server=None,
+            refresh=Refresh(interval=interval, timeout=min(interval, 5.0)),
+        )
     )
-    pool = PoolConfig(
-        name=POOL,
-        model=None,
-        gateway=None,
-        backend=None,
-        route=None,
-        standby=None,
-        min_healthy=0,
-        nodes=(name,),
-        alerts=Alerts(),
-    )
-    return FleetConfig(path=None, refresh=refresh, alerts=Alerts(), pools=(pool,), nodes=(host,))

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from console.agent.config import EngineConfig
-from console.errors import FleetdeckError
-from console.fleet import NodeConfig, Refresh
+from console.collector import Collector
+from console.fleet import NodeConfig, Refresh, single_node_fleet
 from console.mapping import ENGINE_SCALARS
-from console.plugin import Source, load_registry
-from console.transport import ScrapeTransport
+from console.plugin import load_registry
 
 FIGURES = (*ENGINE_SCALARS, "model")
 Figures = dict[str, Any]
@@ -30,50 +27,31 @@ class EngineProbe:
         if url is None:
             raise ValueError("an engine probe needs engine.port")
         self.url = url
-        self.timeout = timeout
-        self._transport = ScrapeTransport()
-        limits = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
-        self._request = httpx.Request(
-            "GET", url, headers={"user-agent": "fleetdeck-agent"}, extensions={"timeout": limits}
+        # the node as a console would configure it, scraped by the console's own collector
+        local = NodeConfig(
+            name=node,
+            pool="local",
+            engine=engine.kind,
+            url=f"http://127.0.0.1:{engine.port}",
+            metrics_url=url,
+            agent=None,
+            dcgm=None,
+            server=None,
+            refresh=Refresh(interval=timeout, timeout=timeout),
         )
-        self._source: Source | None = None
-        self._setup_error: str | None = None
-        try:
-            # the node as the console would configure it, so the same source decodes the page
-            local = NodeConfig(
-                name=node,
-                pool="local",
-                engine=engine.kind,
-                url=f"http://127.0.0.1:{engine.port}",
-                metrics_url=url,
-                agent=None,
-                dcgm=None,
-                server=None,
-                refresh=Refresh(),
-            )
-            self._source = load_registry().source("engine", local, url)
-        except FleetdeckError as exc:  # no mapping for the kind: every read says so
-            self._setup_error = str(exc)
+        self._collector = Collector(single_node_fleet(local), load_registry())
+        (self._target,) = self._collector.targets
 
     async def read(self) -> tuple[Figures | None, str | None]:
         """(figures, None), or (None, one line saying why there are none)."""
-        source = self._source
-        if source is None:
-            return None, self._setup_error
-        try:
-            response = await self._transport.handle_async_request(self._request)
-            if response.status_code != 200:
-                return None, f"{self.url}: HTTP {response.status_code}"
-            engine = source.decode(response.content).engine
-        except httpx.TimeoutException:
-            return None, f"{self.url}: no answer within {self.timeout:g}s"
-        except httpx.HTTPError as exc:
-            return None, f"{self.url}: {exc or type(exc).__name__}"
-        except FleetdeckError as exc:  # a page no mapping reads
-            return None, f"{self.url}: {exc}"
+        target = self._target
+        await self._collector.scrape_all()  # a target with no source keeps its setup error
+        if not target.up or target.reading is None:
+            return None, f"{self.url}: {target.error or 'not read yet'}"
+        engine = target.reading.engine
         if engine is None:
             return None, f"{self.url}: the page holds no engine figures"
         return {name: getattr(engine, name) for name in FIGURES}, None
 
     async def aclose(self) -> None:
-        await self._transport.aclose()
+        await self._collector.aclose()
