@@ -6,7 +6,10 @@ Durations are seconds (float); URLs are absolute http(s) URLs without a trailing
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+
+from console.errors import ConfigError
 
 ENGINE_KINDS = ("vllm", "sglang", "tgi", "triton", "nim", "auto")
 
@@ -20,10 +23,6 @@ class SecretRef:
 
     def resolve(self) -> str:
         """The secret's value; raises ConfigError naming the variable or file when absent."""
-        import os
-
-        from console.errors import ConfigError
-
         if self.env is not None:
             value = os.environ.get(self.env)
             if value is None:

@@ -55,7 +55,7 @@ def with_interval(config: FleetConfig, interval: float) -> FleetConfig:
 
 
 async def measure(config: FleetConfig, registry: Registry, window: float) -> Snapshot:
-    collector = Collector(config, registry, rate_window=window * 2 + 1)
+    collector = Collector(config, registry)  # two readings: the rate spans them whatever the window
     try:
         started = time.monotonic()
         await collector.scrape_all()
