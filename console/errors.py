@@ -4,6 +4,10 @@ FleetdeckError(message, title)
  ├── ConfigError       a fleet or agent config that cannot be used (carries file:line:col)
  ├── PluginError       a plugin that cannot be loaded or registered
  ├── SourceError       a page or payload a source cannot decode (names the target)
+ ├── GatewayError      a gateway replica that refused or failed a command (names the replica)
+ │    ├── GatewayUnreachable   no answer: refused, timed out, connection lost
+ │    └── GatewayRefused       an error reply (`No such server.`, `Permission denied`, ...)
+ ├── ActionError       an action that cannot go ahead (refused, lock held, read-only)
  └── UsageError        a command line that makes no sense
 """
 
@@ -35,6 +39,33 @@ class PluginError(FleetdeckError):
 
 class SourceError(FleetdeckError):
     title = "source"
+
+
+class GatewayError(FleetdeckError):
+    """A gateway replica's failure; `replica` is its runtime endpoint (tcp://... or unix://...)."""
+
+    title = "gateway"
+
+    def __init__(self, replica: str, message: str) -> None:
+        super().__init__(f"{replica}: {message}")
+        self.replica = replica
+        self.reason = message
+
+
+class GatewayUnreachable(GatewayError):
+    """The replica did not answer: connection refused, timed out or lost."""
+
+
+class GatewayRefused(GatewayError):
+    """The replica answered with an error reply; `kind` names which (`no_such_server`, ...)."""
+
+    def __init__(self, replica: str, message: str, kind: str) -> None:
+        super().__init__(replica, message)
+        self.kind = kind
+
+
+class ActionError(FleetdeckError):
+    title = "action"
 
 
 class UsageError(FleetdeckError):

@@ -4,7 +4,9 @@ A plugin is any object (usually a module) with `register(registry: Registry) -> 
 - engine mappings (declarative: `console.mapping.EngineMapping`), which the `metrics` source
   applies to a Prometheus page;
 - source factories by name (`metrics`, `agent`, ...): given a node and a URL, a `Source` that
-  turns one response body into a `Reading`.
+  turns one response body into a `Reading`;
+- gateway drivers by plugin name (`haproxy`, ...): given a gateway's config, a
+  `console.gateway.GatewayDriver` that reads and changes one replica at a time.
 
 Plugins are found through the entry-point group `fleetdeck.plugins` (fleetdeck's own built-ins
 are registered there too, see `console.builtin`) and as `.py` files in the user plugin folder.
@@ -27,7 +29,8 @@ from typing import TYPE_CHECKING, Protocol
 from console.errors import PluginError
 
 if TYPE_CHECKING:
-    from console.fleet import NodeConfig
+    from console.fleet import GatewayConfig, NodeConfig
+    from console.gateway import GatewayDriver
     from console.mapping import EngineMapping
     from console.model import Reading
 
@@ -46,12 +49,14 @@ class Source(Protocol):
 
 
 SourceFactory = Callable[["NodeConfig", str, "Registry"], Source]
+GatewayFactory = Callable[["GatewayConfig"], "GatewayDriver"]
 
 
 @dataclass
 class Registry:
     mappings: dict[str, EngineMapping] = field(default_factory=dict)
     sources: dict[str, SourceFactory] = field(default_factory=dict)
+    gateways: dict[str, GatewayFactory] = field(default_factory=dict)
     errors: list[PluginError] = field(default_factory=list)
     loaded: list[str] = field(default_factory=list)
 
@@ -60,6 +65,9 @@ class Registry:
 
     def add_source(self, name: str, factory: SourceFactory) -> None:
         self.sources[name] = factory
+
+    def add_gateway(self, plugin: str, factory: GatewayFactory) -> None:
+        self.gateways[plugin] = factory
 
     def report(self, error: PluginError) -> None:
         log.warning("%s", error)
@@ -71,6 +79,15 @@ class Registry:
         except KeyError:
             raise PluginError(f"node {node.name}: no plugin provides the '{name}' source") from None
         return factory(node, url, self)
+
+    def gateway(self, config: GatewayConfig) -> GatewayDriver:
+        try:
+            factory = self.gateways[config.plugin]
+        except KeyError:
+            raise PluginError(
+                f"gateway {config.name}: no plugin provides the '{config.plugin}' gateway"
+            ) from None
+        return factory(config)
 
 
 def load_plugin_file(path: Path, module_name: str | None = None) -> ModuleType:
