@@ -435,6 +435,13 @@ class NodeReader:
             return None
         return value
 
+    def flag(self, node: Node, path: str) -> bool | None:
+        value = self.scalar(node, path, "true or false")
+        if value is not None and not isinstance(value, bool):
+            self.report(node, f"{path}: expected true or false, got {describe(node)}")
+            return None
+        return None if value is None else bool(value)
+
     def count(self, node: Node, path: str) -> int | None:
         value = self.scalar(node, path, "a whole number >= 0")
         if value is None:

@@ -33,8 +33,11 @@ from console._yamlnodes import (
 from console.durations import parse_duration
 from console.errors import ConfigError
 from console.fleet import (
+    COMMAND_PLACEHOLDERS,
+    COMMAND_SCOPES,
     ENGINE_KINDS,
     Alerts,
+    CommandConfig,
     FleetConfig,
     GatewayConfig,
     NodeConfig,
@@ -54,7 +57,10 @@ __all__ = [
     "parse_duration",
 ]
 
-_TOP_KEYS = ("refresh", "alerts", "gateways", "pools")
+_TOP_KEYS = ("refresh", "alerts", "read_only", "commands", "gateways", "pools")
+_COMMAND_KEYS = ("name", "key", "scope", "argv", "confirm", "dangerous", "timeout")
+# keys the console binds itself: an operator command cannot take them
+RESERVED_KEYS = frozenset("duFfbaspqr?:/") | {"enter", "escape", "tab", "ctrl+p", "ctrl+c"}
 _REFRESH_KEYS = ("interval", "timeout")
 _ALERT_KEYS = tuple(field.name for field in fields(Alerts))
 _THRESHOLD_KEYS = ("warn", "crit")
@@ -67,6 +73,8 @@ _POOL_KEYS = (
     "route",
     "standby",
     "min_healthy",
+    "max_unavailable",
+    "capacity",
     "alerts",
     "refresh",
     "nodes",
@@ -80,6 +88,7 @@ _NODE_KEYS = (
     "agent",
     "dcgm",
     "server",
+    "capacity",
     "refresh",
     "token_env",
     "token_file",
@@ -95,6 +104,7 @@ _THRESHOLD_KINDS = {
 }
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SHOWN_ISSUES = 5  # in a ConfigError's message; the rest are counted
 _REFRESH_WHAT = "a mapping like {interval: 2s, timeout: 1s}"
@@ -274,6 +284,12 @@ class FleetReader(NodeReader):
             pool, pool_nodes = self._pool(item, f"pools[{index}]", refresh, alerts)
             pools.append(pool)
             nodes += pool_nodes
+        commands = [
+            self._operator_command(item, f"commands[{index}]")
+            for index, item in enumerate(self.items(entries, "", "commands", "commands") or [])
+        ]
+        self._check_command_keys(commands)
+        read_only = self.optional(entries, "", "read_only", self.flag)
         self._check_names()
         self._check_references()
         if self.problems:
@@ -285,6 +301,8 @@ class FleetReader(NodeReader):
             gateways=tuple(gateways),  # type: ignore[arg-type]  # no issue: none is None
             pools=tuple(pools),  # type: ignore[arg-type]
             nodes=tuple(nodes),  # type: ignore[arg-type]
+            commands=tuple(commands),  # type: ignore[arg-type]
+            read_only=bool(read_only),
         )
 
     def _gateway(self, node: Node, path: str, fleet_refresh: Refresh) -> GatewayConfig | None:
@@ -331,12 +349,16 @@ class FleetReader(NodeReader):
         if has_gateway and self.given(entries, "backend") is None:
             self.report(node, f"{path}: 'backend' is required when 'gateway' is set")
         min_healthy = self.optional(entries, path, "min_healthy", self.count) or 0
+        max_unavailable = self.optional(entries, path, "max_unavailable", self._positive) or 1
+        capacity = self.optional(entries, path, "capacity", self._positive)
         alerts = self._alerts(self.given(entries, "alerts"), f"{path}.alerts", fleet_alerts)
         refresh = self._refresh(self.given(entries, "refresh"), f"{path}.refresh", fleet_refresh)
         node_items = self.required_items(entries, node, path, "nodes", "a pool needs a node")
         servers: dict[str, Node] = {}  # server name -> where it was first given, in this pool
         nodes = [
-            self._node(item, f"{path}.nodes[{index}]", name, refresh, has_gateway, servers)
+            self._node(
+                item, f"{path}.nodes[{index}]", name, refresh, has_gateway, servers, capacity
+            )
             for index, item in enumerate(node_items)
         ]
         if min_healthy > len(node_items):
@@ -356,6 +378,7 @@ class FleetReader(NodeReader):
             min_healthy=min_healthy,
             nodes=tuple(each.name for each in nodes if each is not None),
             alerts=alerts,
+            max_unavailable=max_unavailable,
             line=position(node)[0],
         )
         return pool, nodes
@@ -368,6 +391,7 @@ class FleetReader(NodeReader):
         pool_refresh: Refresh,
         has_gateway: bool,
         servers: dict[str, Node],
+        pool_capacity: int | None,
     ) -> NodeConfig | None:
         entries = self.entries(node, path, _NODE_KEYS, "a node mapping")
         if entries is None:
@@ -390,6 +414,7 @@ class FleetReader(NodeReader):
                 self._claim_server(server, where, path, servers)
         refresh = self._refresh(self.given(entries, "refresh"), f"{path}.refresh", pool_refresh)
         token = self._secret(entries, path)
+        capacity = self.optional(entries, path, "capacity", self._positive) or pool_capacity
         if name is None or pool is None:
             return None
         return NodeConfig(
@@ -403,6 +428,7 @@ class FleetReader(NodeReader):
             server=server,
             refresh=refresh,
             token=token,
+            capacity=capacity,
             line=position(node)[0],
         )
 
@@ -412,6 +438,59 @@ class FleetReader(NodeReader):
             self.report(where, f"{path}.server: '{server}' already used at line {first_line}")
         else:
             servers[server] = where
+
+    # --- operator commands -------------------------------------------------------------
+
+    def _operator_command(self, node: Node, path: str) -> CommandConfig | None:
+        entries = self.entries(node, path, _COMMAND_KEYS, "a command mapping")
+        if entries is None:
+            return None
+        name = self.required(entries, node, path, "name", self._name)
+        key = self.optional(entries, path, "key", self.text)
+        scope = self.required(entries, node, path, "scope", self._scope)
+        argv_items = self.required_items(entries, node, path, "argv", "the program and its args")
+        argv = [self.text(item, f"{path}.argv[{index}]") for index, item in enumerate(argv_items)]
+        if scope is not None:
+            allowed = COMMAND_PLACEHOLDERS[scope]
+            for index, (item, word) in enumerate(zip(argv_items, argv, strict=True)):
+                for placeholder in _PLACEHOLDER.findall(word or ""):
+                    if placeholder not in allowed:
+                        self.report(
+                            item,
+                            f"{path}.argv[{index}]: unknown placeholder '{{{placeholder}}}' for "
+                            f"scope {scope}; one of "
+                            + ", ".join("{" + each + "}" for each in allowed),
+                        )
+        confirm = self.optional(entries, path, "confirm", self.flag)
+        dangerous = self.optional(entries, path, "dangerous", self.flag)
+        timeout = self.optional(entries, path, "timeout", self._period)
+        if name is None or scope is None or None in argv or not argv:
+            return None
+        return CommandConfig(
+            name=name,
+            key=key,
+            scope=scope,
+            argv=tuple(word for word in argv if word is not None),
+            confirm=True if confirm is None else confirm,
+            dangerous=bool(dangerous),
+            timeout=30.0 if timeout is None else timeout,
+            line=position(node)[0],
+        )
+
+    def _check_command_keys(self, commands: list[CommandConfig | None]) -> None:
+        first: dict[str, int] = {}
+        for command in commands:
+            if command is None or command.key is None:
+                continue
+            where = f"commands: '{command.name}' key '{command.key}'"
+            if command.key in RESERVED_KEYS:
+                self.report_at(command.line, 1, f"{where} is one of the console's own keys")
+            elif command.key in first:
+                self.report_at(
+                    command.line, 1, f"{where} already used at line {first[command.key]}"
+                )
+            else:
+                first[command.key] = command.line
 
     # --- names and references, checked once everything is read ----------------------------
 
@@ -556,6 +635,22 @@ class FleetReader(NodeReader):
             )
             return None
         return engine
+
+    def _scope(self, node: Node, path: str) -> str | None:
+        scope = self.text(node, path)
+        if scope is not None and scope not in COMMAND_SCOPES:
+            self.report(
+                node, f"{path}: unknown scope '{scope}'; one of {', '.join(COMMAND_SCOPES)}"
+            )
+            return None
+        return scope
+
+    def _positive(self, node: Node, path: str) -> int | None:
+        value = self.count(node, path)
+        if value == 0:
+            self.report(node, f"{path}: must be at least 1")
+            return None
+        return value
 
     def _env_name(self, node: Node, path: str) -> str | None:
         name = self.text(node, path)

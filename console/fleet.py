@@ -12,6 +12,13 @@ from dataclasses import dataclass
 from console.errors import ConfigError
 
 ENGINE_KINDS = ("vllm", "sglang", "tgi", "triton", "nim", "auto")
+COMMAND_SCOPES = ("node", "pool", "gateway")
+# what an operator command's argv may name, by scope
+COMMAND_PLACEHOLDERS = {
+    "node": ("node", "pool", "server", "backend", "gateway"),
+    "pool": ("pool", "backend", "gateway"),
+    "gateway": ("gateway",),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +99,7 @@ class NodeConfig:
     server: str | None  # the node's server name at the pool's gateway backend
     refresh: Refresh
     token: SecretRef | None = None  # bearer token for the agent
+    capacity: int | None = None  # requests it holds at once (running + waiting) before it queues
     line: int = 0
 
     @property
@@ -112,6 +120,21 @@ class PoolConfig:
     min_healthy: int
     nodes: tuple[str, ...]
     alerts: Alerts
+    max_unavailable: int = 1  # nodes a rolling rollback takes out of service at once
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CommandConfig:
+    """An operator's own command (k9s-style): run without a shell, audited like an action."""
+
+    name: str
+    key: str | None  # the TUI key that runs it
+    scope: str  # one of COMMAND_SCOPES
+    argv: tuple[str, ...]  # may name {node}, {pool}, ... (COMMAND_PLACEHOLDERS[scope])
+    confirm: bool = True
+    dangerous: bool = False  # hidden and refused in read-only mode
+    timeout: float = 30.0
     line: int = 0
 
 
@@ -123,9 +146,17 @@ class FleetConfig:
     gateways: tuple[GatewayConfig, ...] = ()
     pools: tuple[PoolConfig, ...] = ()
     nodes: tuple[NodeConfig, ...] = ()
+    commands: tuple[CommandConfig, ...] = ()
+    read_only: bool = False
 
     def pool(self, name: str) -> PoolConfig:
         return next(p for p in self.pools if p.name == name)
+
+    def node(self, name: str) -> NodeConfig:
+        return next(n for n in self.nodes if n.name == name)
+
+    def gateway(self, name: str) -> GatewayConfig:
+        return next(g for g in self.gateways if g.name == name)
 
 
 def single_node_fleet(node: NodeConfig) -> FleetConfig:

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from yaml.nodes import Node
 
-from console._yamlnodes import Entries, Read, T, describe
+from console._yamlnodes import Entries, Read, T
 from console.config import ConfigIssue, FleetReader, InvalidConfigError, check_file
 from console.fleet import SecretRef
 
@@ -228,7 +228,7 @@ class _AgentReader(FleetReader):
             node=self._top(entries, "node", self._name) or defaults.node,
             listen=self._top(entries, "listen", self._listen) or defaults.listen,
             token=self._token(entries),
-            protect_reads=bool(self._top(entries, "protect_reads", self._flag)),
+            protect_reads=bool(self._top(entries, "protect_reads", self.flag)),
             tls=self._tls(self.given(entries, "tls")),
             interval=self._top(entries, "interval", self._period) or defaults.interval,
             engine=engine,
@@ -367,13 +367,6 @@ class _AgentReader(FleetReader):
         except ValueError as exc:
             self.report(node, f"{path}: bad address '{text}': {exc}")
             return None
-
-    def _flag(self, node: Node, path: str) -> bool | None:
-        value = self.scalar(node, path, "true or false")
-        if value is not None and not isinstance(value, bool):
-            self.report(node, f"{path}: expected true or false, got {describe(node)}")
-            return None
-        return None if value is None else bool(value)
 
     def _port(self, node: Node, path: str) -> int | None:
         port = self.count(node, path)

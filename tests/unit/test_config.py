@@ -695,3 +695,102 @@ def test_config_check_usage_errors(argv: list[str], capsys: pytest.CaptureFixtur
 def test_config_check_file_given_twice(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "check", "a.yaml", "-c", "b.yaml"]) == 64
     assert "not both" in capsys.readouterr().err
+
+
+# --- actions: capacity, rolling width, read-only, operator commands -------------------------
+
+ACTIONS_FLEET = """
+read_only: true
+commands:
+  - name: restart-engine
+    key: R
+    scope: node
+    argv: [ssh, "{node}", systemctl, restart, vllm]
+    dangerous: true
+    timeout: 10s
+  - {name: pool-report, scope: pool, argv: [echo, "{pool}", "{backend}"], confirm: false}
+gateways:
+  - {name: edge, plugin: haproxy, endpoints: ["tcp://127.0.0.1:9999"]}
+pools:
+  - name: p
+    gateway: edge
+    backend: be_p
+    capacity: 64
+    max_unavailable: 2
+    nodes:
+      - {name: a, url: "http://127.0.0.1:8001"}
+      - {name: b, url: "http://127.0.0.1:8002", capacity: 8}
+      - {name: c, url: "http://127.0.0.1:8003"}
+"""
+
+
+def test_action_settings_are_read(tmp_path: Path) -> None:
+    fleet = load_config(write(tmp_path, ACTIONS_FLEET))
+    assert fleet.read_only
+    assert fleet.pool("p").max_unavailable == 2
+    assert [n.capacity for n in fleet.nodes] == [64, 8, 64]
+    restart, report = fleet.commands
+    assert (restart.key, restart.scope, restart.dangerous, restart.confirm) == (
+        "R",
+        "node",
+        True,
+        True,
+    )
+    assert restart.argv == ("ssh", "{node}", "systemctl", "restart", "vllm")
+    assert restart.timeout == 10.0
+    assert (report.key, report.confirm, report.dangerous, report.timeout) == (
+        None,
+        False,
+        False,
+        30.0,
+    )
+
+
+def test_action_settings_default(tmp_path: Path) -> None:
+    fleet = load_config(
+        write(tmp_path, "pools: [{name: p, nodes: [{name: a, url: 'http://h:1'}]}]")
+    )
+    assert not fleet.read_only and fleet.commands == ()
+    assert fleet.pool("p").max_unavailable == 1 and fleet.nodes[0].capacity is None
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (
+            "{name: x, scope: pool, argv: [echo, '{node}']}",
+            "unknown placeholder '{node}' for scope pool",
+        ),
+        ("{name: x, scope: rack, argv: [echo]}", "unknown scope 'rack'"),
+        (
+            "{name: x, key: d, scope: node, argv: [echo]}",
+            "key 'd' is one of the console's own keys",
+        ),
+        ("{name: x, scope: node, argv: []}", "commands[0].argv: empty"),
+        ("{name: x, scope: node, argv: [echo], confirm: maybe}", "expected true or false"),
+    ],
+)
+def test_bad_commands_are_reported(tmp_path: Path, command: str, message: str) -> None:
+    content = (
+        f"commands: [{command}]\npools: [{{name: p, nodes: [{{name: a, url: 'http://h:1'}}]}}]\n"
+    )
+    issues = issues_of(tmp_path, content)
+    assert any(message in issue.message for issue in issues), issues
+    assert all(issue.line == 1 for issue in issues)
+
+
+def test_command_keys_must_differ(tmp_path: Path) -> None:
+    content = """
+    commands:
+      - {name: x, key: R, scope: node, argv: [echo]}
+      - {name: y, key: R, scope: node, argv: [echo]}
+    pools: [{name: p, nodes: [{name: a, url: 'http://h:1'}]}]
+    """
+    (issue,) = issues_of(tmp_path, content)
+    assert (issue.line, issue.message) == (3, "commands: 'y' key 'R' already used at line 2")
+
+
+def test_capacity_must_be_positive(tmp_path: Path) -> None:
+    content = "pools: [{name: p, nodes: [{name: a, url: 'http://h:1', capacity: 0}]}]\n"
+    (issue,) = issues_of(tmp_path, content)
+    assert "pools[0].nodes[0].capacity: must be at least 1" in issue.message
