@@ -25,8 +25,9 @@ import httpx
 
 from console.errors import FleetdeckError, SourceError
 from console.fleet import FleetConfig, NodeConfig
+from console.gateways import GatewayWatch, gateway_view, gateway_watches
 from console.history import History
-from console.model import Reading, Snapshot
+from console.model import Ack, Drift, Reading, Snapshot
 from console.plugin import Registry, Source
 from console.snapshot import build_snapshot
 from console.transport import ScrapeTransport
@@ -115,6 +116,10 @@ class Collector:
         self.clock = clock
         self.wall = wall
         self.targets = [t for node in config.nodes for t in _targets_for(node, registry)]
+        self.gateways: list[GatewayWatch] = gateway_watches(config, registry, clock)
+        # what the audit log adds (console.overlay): acknowledged alerts and drift
+        self.acks: dict[str, Ack] = {}
+        self.drift: tuple[Drift, ...] = ()
         if transport is not None:  # e.g. the local host read in-process, with no server
             for target in self.targets:
                 target.transport = transport()
@@ -173,21 +178,26 @@ class Collector:
     # --- rounds and the loop ----------------------------------------------------------------
 
     async def scrape_all(self) -> None:
-        """One round over every target, due or not (for `status`)."""
-        await self._round([t for t in self.targets if t.source is not None])
+        """One round over every target and gateway, due or not (for `status`)."""
+        await self._round([t for t in self.targets if t.source is not None], self.gateways)
 
     async def scrape_again(self) -> None:
-        """Another round over the targets that answered the last one."""
-        await self._round([t for t in self.targets if t.up])
+        """Another round over the targets that answered the last one, and the gateways."""
+        await self._round([t for t in self.targets if t.up], self.gateways)
 
-    async def _round(self, due: list[Target]) -> None:
+    async def read_gateways(self) -> None:
+        """Every gateway's replicas now (actions read the gateways again before verifying)."""
+        await asyncio.gather(*(watch.read() for watch in self.gateways))
+
+    async def _round(self, due: list[Target], gateways: list[GatewayWatch]) -> None:
         started = self.clock()
-        if due:
-            # a worker per free slot, each scraping the next target not yet taken: no task per
-            # scrape, and none parked waiting for a slot
-            pending = iter(due)
-            workers = min(len(due), self._concurrency)
-            await asyncio.gather(*(self._work(pending) for _ in range(workers)))
+        # a worker per free slot, each scraping the next target not yet taken: no task per
+        # scrape, and none parked waiting for a slot
+        pending = iter(due)
+        workers = min(len(due), self._concurrency)
+        await asyncio.gather(
+            *(self._work(pending) for _ in range(workers)), *(w.read() for w in gateways)
+        )
         self.cycle_times.append(self.clock() - started)
 
     async def _work(self, pending: Iterator[Target]) -> None:
@@ -195,7 +205,11 @@ class Collector:
             await self._scrape(target)
 
     def build(self) -> Snapshot:
-        snapshot = build_snapshot(self.config, self.targets, self.clock(), self.wall())
+        now = self.clock()
+        view = gateway_view(self.config, self.gateways, now, self.config.alerts.stale_after)
+        snapshot = build_snapshot(
+            self.config, self.targets, now, self.wall(), view, self.acks, self.drift
+        )
         if self.history is not None:
             self.history.record(snapshot)
         return snapshot
@@ -215,7 +229,7 @@ class Collector:
             # half a tick of slack: a target due "now" must not miss its tick by a rounding
             horizon = self.clock() + self.tick / 2
             due = [t for t in self.targets if t.source is not None and t.next_due <= horizon]
-            await self._round(due)
+            await self._round(due, [w for w in self.gateways if w.next_due <= horizon])
             self.publish()
             next_tick += self.tick
             delay = next_tick - self.clock()

@@ -130,6 +130,15 @@ class EngineFigures:
 
 
 @dataclass(frozen=True, slots=True)
+class Ack:
+    """An operator's silence on a node's or pool's alert, until `until` (epoch seconds)."""
+
+    until: float
+    user: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class NodeStatus:
     name: str
     pool: str
@@ -147,6 +156,7 @@ class NodeStatus:
     host: HostSample | None
     revision: str | None
     targets: tuple[TargetHealth, ...]
+    ack: Ack | None = None
 
     @property
     def healthy(self) -> bool:
@@ -174,7 +184,26 @@ class PoolStatus:
     gpu_util_avg: float | None
     severity: Severity
     reasons: tuple[str, ...]
-    route: str | None  # the backend serving the pool's route, None without a gateway
+    route: str | None  # the backend serving the pool's route, None without a route or reading
+    failed_over: bool | None = None  # the route names another backend than the pool's own
+    ack: Ack | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaHealth:
+    endpoint: str
+    up: bool
+    age_s: float | None  # since its last good read
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BackendFigures:
+    name: str
+    status: str | None  # as the replicas report it (UP/DOWN), None when none answered
+    scur: int | None  # in flight, summed over the replicas
+    qcur: int | None  # queued at the gateway, summed over the replicas
+    errors_5xx_per_s: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +213,20 @@ class GatewayStatus:
     replicas_total: int
     severity: Severity
     reasons: tuple[str, ...] = ()
+    replicas: tuple[ReplicaHealth, ...] = ()
+    backends: tuple[BackendFigures, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """A verified action the gateway no longer shows (a reload dropped it)."""
+
+    target: str  # a node (server state) or a pool (route)
+    expected: str  # e.g. DRAIN, or the backend the route should name
+    observed: str  # what the replicas report now
+    since: float  # epoch seconds of the verified action
+    reapply: str  # the command that applies it again
+    forget: str  # the command that accepts what the gateway shows
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,9 +237,14 @@ class Snapshot:
     nodes: tuple[NodeStatus, ...]
     pools: tuple[PoolStatus, ...]
     gateways: tuple[GatewayStatus, ...] = ()
+    drift: tuple[Drift, ...] = ()
     schema_version: int = field(default=SCHEMA_VERSION)
 
     @property
     def severity(self) -> Severity:
-        worst = [p.severity for p in self.pools] + [g.severity for g in self.gateways]
+        """The worst pool or gateway, acknowledged pools left out; drift is at least WARN."""
+        worst = [p.severity for p in self.pools if p.ack is None]
+        worst += [g.severity for g in self.gateways]
+        if self.drift:
+            worst.append(Severity.WARN)
         return max(worst, default=Severity.OK)

@@ -8,7 +8,7 @@ import datetime as dt
 import math
 from typing import Any
 
-from console.model import GpuSample, NodeStatus, PoolStatus, Severity, Snapshot
+from console.model import Ack, GatewayStatus, GpuSample, NodeStatus, PoolStatus, Severity, Snapshot
 
 SEVERITY_MARK = {
     Severity.OK: "✓ ok",
@@ -58,6 +58,12 @@ def _gpu_json(gpu: GpuSample) -> dict[str, Any]:
     }
 
 
+def ack_json(ack: Ack | None) -> dict[str, Any] | None:
+    if ack is None:
+        return None
+    return {"until": ack.until, "user": ack.user, "reason": ack.reason}
+
+
 def node_json(node: NodeStatus) -> dict[str, Any]:
     return {
         "name": node.name,
@@ -75,6 +81,7 @@ def node_json(node: NodeStatus) -> dict[str, Any]:
         "revision": node.revision,
         "engine": {name: _num(getattr(node.engine, name)) for name in ENGINE_FIELDS},
         "gpus": [_gpu_json(gpu) for gpu in node.gpus],
+        "ack": ack_json(node.ack),
     }
 
 
@@ -94,6 +101,32 @@ def pool_json(pool: PoolStatus) -> dict[str, Any]:
         "severity": pool.severity.label,
         "reasons": list(pool.reasons),
         "route": pool.route,
+        "failed_over": pool.failed_over,
+        "ack": ack_json(pool.ack),
+    }
+
+
+def gateway_json(gateway: GatewayStatus) -> dict[str, Any]:
+    return {
+        "name": gateway.name,
+        "replicas_up": gateway.replicas_up,
+        "replicas_total": gateway.replicas_total,
+        "severity": gateway.severity.label,
+        "reasons": list(gateway.reasons),
+        "replicas": [
+            {"endpoint": r.endpoint, "up": r.up, "age_s": _num(r.age_s), "error": r.error}
+            for r in gateway.replicas
+        ],
+        "backends": [
+            {
+                "name": b.name,
+                "status": b.status,
+                "scur": b.scur,
+                "qcur": b.qcur,
+                "errors_5xx_per_s": _num(b.errors_5xx_per_s),
+            }
+            for b in gateway.backends
+        ],
     }
 
 
@@ -104,15 +137,17 @@ def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
         "severity": snapshot.severity.label,
         "nodes": [node_json(node) for node in snapshot.nodes],
         "pools": [pool_json(pool) for pool in snapshot.pools],
-        "gateways": [
+        "gateways": [gateway_json(g) for g in snapshot.gateways],
+        "drift": [
             {
-                "name": g.name,
-                "replicas_up": g.replicas_up,
-                "replicas_total": g.replicas_total,
-                "severity": g.severity.label,
-                "reasons": list(g.reasons),
+                "target": d.target,
+                "expected": d.expected,
+                "observed": d.observed,
+                "since": d.since,
+                "reapply": d.reapply,
+                "forget": d.forget,
             }
-            for g in snapshot.gateways
+            for d in snapshot.drift
         ],
     }
 

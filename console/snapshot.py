@@ -8,13 +8,15 @@ A target that is down contributes nothing: its last figures are not shown as cur
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from console.fleet import Alerts, FleetConfig, NodeConfig, PoolConfig
+from console.gateways import GatewayView, Observed
 from console.model import (
+    Ack,
+    Drift,
     EngineFigures,
-    GatewayStatus,
     GpuSample,
     Histogram,
     NodeStatus,
@@ -91,7 +93,13 @@ class _NodeParts(NamedTuple):
 
 
 def _node(
-    node: NodeConfig, targets: Sequence[Target], now: float, wall: float, alerts: Alerts
+    node: NodeConfig,
+    targets: Sequence[Target],
+    now: float,
+    wall: float,
+    alerts: Alerts,
+    server: Observed | None,
+    ack: Ack | None,
 ) -> _NodeParts:
     by_role = {t.role: t for t in targets}
     primary = by_role.get("engine") or by_role.get("agent")
@@ -122,6 +130,11 @@ def _node(
         if target is not primary and health.error:
             verdict.raise_to(Severity.WARN, f"{target.role}: {health.error}")
     gpu_verdict(verdict, gpus, alerts, wall)
+    state = None if server is None else server.value
+    if server is not None and (split := server.disagreement) is not None:
+        verdict.raise_to(Severity.WARN, f"gateway replicas disagree: {split}")
+    elif state == "DOWN":
+        verdict.raise_to(Severity.WARN, "gateway: DOWN (health check failing)")
     if agent is not None and agent.gpu_error:
         verdict.raise_to(Severity.WARN, f"GPU telemetry: {agent.gpu_error}")
     kind = node.engine
@@ -136,7 +149,7 @@ def _node(
         age_s=None if primary_health is None else primary_health.age_s,
         scrape_ms=None if primary_health is None else primary_health.scrape_ms,
         error=None if primary_health is None else primary_health.error,
-        state=None,
+        state=state,
         severity=verdict.severity,
         reasons=tuple(verdict.reasons),
         engine=figures,
@@ -144,6 +157,7 @@ def _node(
         host=agent.host if agent else None,
         revision=agent.revision if agent else None,
         targets=healths,
+        ack=ack,
     )
     return _NodeParts(status, _columns(ttft))
 
@@ -164,10 +178,14 @@ def _merged_ttft(parts: Sequence[_NodeParts]) -> Histogram | None:
     )
 
 
-def _pool(pool: PoolConfig, parts: Sequence[_NodeParts]) -> PoolStatus:
+def _pool(
+    pool: PoolConfig, parts: Sequence[_NodeParts], route: Observed | None, ack: Ack | None
+) -> PoolStatus:
     nodes = [p.status for p in parts]
     engines = [n.engine for n in nodes]
     healthy = sum(1 for n in nodes if n.healthy)
+    # an acknowledged node counts as healthy for the roll-up: its alert is silenced
+    counted = healthy + sum(1 for n in nodes if n.ack is not None and not n.healthy)
     requests = total(e.requests_per_s for e in engines)
     weighted = [(e.error_rate, e.requests_per_s) for e in engines]
     errors = total(rate * rps for rate, rps in weighted if rate is not None and rps is not None)
@@ -182,12 +200,14 @@ def _pool(pool: PoolConfig, parts: Sequence[_NodeParts]) -> PoolStatus:
     verdict = Verdict()
     if nodes and all(n.severity is Severity.UNKNOWN for n in nodes):
         verdict.raise_to(Severity.UNKNOWN, "no node has fresh data")
-    if nodes and healthy == 0:
+    if nodes and counted == 0:
         verdict.raise_to(Severity.CRIT, "no healthy node")
-    elif healthy < pool.min_healthy:
+    elif counted < pool.min_healthy:
         verdict.raise_to(Severity.CRIT, f"{healthy} healthy < min_healthy {pool.min_healthy}")
-    elif healthy < len(nodes):
+    elif counted < len(nodes):
         verdict.raise_to(Severity.WARN, f"{len(nodes) - healthy}/{len(nodes)} nodes unhealthy")
+    if route is not None and route.value is not None and route.value != pool.backend:
+        verdict.raise_to(Severity.WARN, f"failed over: route names {route.value}")
     verdict.check("error rate", figures.error_rate, pool.alerts.error_rate, "%")
     verdict.check("TTFT p95", figures.ttft_p95_s, pool.alerts.ttft_p95_s, "s")
     return PoolStatus(
@@ -204,37 +224,55 @@ def _pool(pool: PoolConfig, parts: Sequence[_NodeParts]) -> PoolStatus:
         gpu_util_avg=average(g.util for n in nodes for g in n.gpus if not g.lost),
         severity=verdict.severity,
         reasons=tuple(verdict.reasons),
-        route=None,
+        route=None if route is None else route.value,
+        failed_over=None if route is None or route.value is None else route.value != pool.backend,
+        ack=ack,
     )
 
 
 def build_snapshot(
-    config: FleetConfig, targets: Sequence[Target], now: float, wall: float
+    config: FleetConfig,
+    targets: Sequence[Target],
+    now: float,
+    wall: float,
+    view: GatewayView | None = None,
+    acks: Mapping[str, Ack] | None = None,
+    drift: tuple[Drift, ...] = (),
 ) -> Snapshot:
+    """The fleet at `now` (monotonic; `wall` is its epoch time). `acks` maps node and pool
+    names to their active acknowledgements."""
     by_node: dict[str, list[Target]] = {}
     for target in targets:
         by_node.setdefault(target.node.name, []).append(target)
     pools = {p.name: p for p in config.pools}
+    servers = {} if view is None else view.servers
+    routes = {} if view is None else view.routes
+    live_acks = {name: ack for name, ack in (acks or {}).items() if ack.until > wall}
     parts = {
-        node.name: _node(node, by_node.get(node.name, []), now, wall, pools[node.pool].alerts)
+        node.name: _node(
+            node,
+            by_node.get(node.name, []),
+            now,
+            wall,
+            pools[node.pool].alerts,
+            servers.get(node.name),
+            live_acks.get(node.name),
+        )
         for node in config.nodes
     }
     pool_statuses = tuple(
-        _pool(pool, [parts[name] for name in pool.nodes]) for pool in config.pools
-    )
-    gateways = tuple(
-        GatewayStatus(
-            name=g.name,
-            replicas_up=None,
-            replicas_total=len(g.endpoints),
-            severity=Severity.UNKNOWN,
-            reasons=(f"no reader for gateway plugin '{g.plugin}'",),
+        _pool(
+            pool,
+            [parts[name] for name in pool.nodes],
+            routes.get(pool.name),
+            live_acks.get(pool.name),
         )
-        for g in config.gateways
+        for pool in config.pools
     )
     return Snapshot(
         time=wall,
         nodes=tuple(p.status for p in parts.values()),
         pools=pool_statuses,
-        gateways=gateways,
+        gateways=() if view is None else view.statuses,
+        drift=drift,
     )
