@@ -28,6 +28,8 @@ COMMAND_MODULES = (
     "sim",
     "demo",
     "agent",
+    "act",
+    "audit",
 )
 
 
@@ -50,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
 def add_common(parser: argparse.ArgumentParser) -> None:
     """Options every subcommand accepts."""
     parser.add_argument("-c", "--config", metavar="FILE", help="fleet config (fleet.yaml)")
+    parser.add_argument(
+        "--audit-log",
+        metavar="FILE",
+        help="the audit log (default $XDG_STATE_HOME/fleetdeck/audit.jsonl)",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
 
 

@@ -27,7 +27,8 @@ from console.errors import FleetdeckError, SourceError
 from console.fleet import FleetConfig, NodeConfig
 from console.gateways import GatewayWatch, gateway_view, gateway_watches
 from console.history import History
-from console.model import Ack, Drift, Reading, Snapshot
+from console.model import Reading, Snapshot
+from console.overlay import AuditOverlay
 from console.plugin import Registry, Source
 from console.snapshot import build_snapshot
 from console.transport import ScrapeTransport
@@ -111,15 +112,14 @@ class Collector:
         seed: int | None = None,
         concurrency: int = MAX_CONCURRENCY,
         transport: Callable[[], httpx.AsyncBaseTransport] | None = None,
+        overlay: AuditOverlay | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
         self.wall = wall
         self.targets = [t for node in config.nodes for t in _targets_for(node, registry)]
         self.gateways: list[GatewayWatch] = gateway_watches(config, registry, clock)
-        # what the audit log adds (console.overlay): acknowledged alerts and drift
-        self.acks: dict[str, Ack] = {}
-        self.drift: tuple[Drift, ...] = ()
+        self.overlay = overlay
         if transport is not None:  # e.g. the local host read in-process, with no server
             for target in self.targets:
                 target.transport = transport()
@@ -206,10 +206,14 @@ class Collector:
 
     def build(self) -> Snapshot:
         now = self.clock()
+        wall = self.wall()
         view = gateway_view(self.config, self.gateways, now, self.config.alerts.stale_after)
-        snapshot = build_snapshot(
-            self.config, self.targets, now, self.wall(), view, self.acks, self.drift
+        acks, drift = (
+            ({}, ())
+            if self.overlay is None
+            else (self.overlay.acks(wall), self.overlay.drift(view))
         )
+        snapshot = build_snapshot(self.config, self.targets, now, wall, view, acks, drift)
         if self.history is not None:
             self.history.record(snapshot)
         return snapshot

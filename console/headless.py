@@ -17,6 +17,7 @@ from console.collector import Collector
 from console.errors import ConfigError
 from console.fleet import FleetConfig, Refresh
 from console.model import Snapshot
+from console.overlay import AuditOverlay
 from console.plugin import Registry, load_registry
 
 log = logging.getLogger("fleetdeck")
@@ -54,8 +55,31 @@ def with_interval(config: FleetConfig, interval: float) -> FleetConfig:
     )
 
 
-async def measure(config: FleetConfig, registry: Registry, window: float) -> Snapshot:
-    collector = Collector(config, registry)  # two readings: the rate spans them whatever the window
+def report_unfinished(overlay: AuditOverlay) -> None:
+    """Name on stderr every action that wrote its intent and never its result."""
+    from console.audit import format_time, unfinished
+
+    for record in unfinished(overlay.records()):
+        print(
+            f"fleetdeck: warning: unfinished action {record.id}: {record.action} "
+            f"{' '.join(record.targets)} by {record.user}@{record.host} at "
+            f"{format_time(record.time)} (see fleetdeck audit --unfinished)",
+            file=sys.stderr,
+        )
+
+
+def audit_overlay(config: FleetConfig, audit_log: str | None) -> AuditOverlay:
+    """Acks and drift from the audit log (`--audit-log`, else the default path)."""
+    from console.actions import audit_path
+
+    return AuditOverlay(audit_path(audit_log), config)
+
+
+async def measure(
+    config: FleetConfig, registry: Registry, window: float, overlay: AuditOverlay | None = None
+) -> Snapshot:
+    # two readings: the rate spans them whatever the window
+    collector = Collector(config, registry, overlay=overlay)
     try:
         started = time.monotonic()
         await collector.scrape_all()

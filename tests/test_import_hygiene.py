@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-HEADLESS = ["status", "watch", "check", "config_check"]
+HEADLESS = ["status", "watch", "check", "config_check", "act", "audit"]
 
 
 @pytest.mark.parametrize("command", HEADLESS)
@@ -19,6 +19,7 @@ import console.cli
 console.cli.build_parser()
 import console.commands.{command}
 import console.headless, console.collector, console.render, console.config, console.snapshot
+import console.actions, console.audit, console.overlay
 from console.plugin import load_registry
 load_registry()
 bad = sorted(m for m in sys.modules if m == "textual" or m.startswith("textual."))

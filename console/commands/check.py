@@ -31,11 +31,13 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from console.errors import FleetdeckError
-    from console.headless import load_fleet, measure, plugins
+    from console.headless import audit_overlay, load_fleet, measure, plugins
 
     try:
         config = load_fleet(args.config)
-        snapshot = asyncio.run(measure(config, plugins(), args.window))
+        snapshot = asyncio.run(
+            measure(config, plugins(), args.window, audit_overlay(config, args.audit_log))
+        )
     except FleetdeckError as exc:  # Nagios wants UNKNOWN, with the reason, on stdout
         print(f"FLEETDECK UNKNOWN - {exc}")
         return 3
@@ -48,11 +50,18 @@ def summary(snapshot: Snapshot) -> str:
     healthy = sum(1 for n in snapshot.nodes if n.healthy)
     parts = [f"{healthy}/{len(snapshot.nodes)} nodes healthy"]
     for pool in snapshot.pools:
-        if pool.reasons:
+        if pool.ack is not None:
+            parts.append(f"pool {pool.name}: ACK by {pool.ack.user}")
+        elif pool.reasons:
             parts.append(f"pool {pool.name}: {'; '.join(pool.reasons)}")
     for gateway in snapshot.gateways:
         if gateway.reasons:
             parts.append(f"gateway {gateway.name}: {'; '.join(gateway.reasons)}")
+    for drift in snapshot.drift:
+        parts.append(
+            f"drift on {drift.target}: expected {drift.expected}, gateway shows {drift.observed} "
+            f"(re-apply: {drift.reapply})"
+        )
     return ", ".join(parts)
 
 

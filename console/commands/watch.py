@@ -9,6 +9,7 @@ from console.commands.options import duration, positive_int
 
 if TYPE_CHECKING:
     from console.fleet import FleetConfig
+    from console.overlay import AuditOverlay
     from console.plugin import Registry
 
 
@@ -26,23 +27,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from console.headless import load_fleet, plugins, with_interval
+    from console.headless import audit_overlay, load_fleet, plugins, with_interval
 
     config = load_fleet(args.config)
     if args.interval is not None:
         config = with_interval(config, args.interval)
-    asyncio.run(_stream(config, plugins(), args.count))
+    overlay = audit_overlay(config, args.audit_log)
+    asyncio.run(_stream(config, plugins(), args.count, overlay))
     return 0
 
 
-async def _stream(config: FleetConfig, registry: Registry, count: int | None) -> None:
+async def _stream(
+    config: FleetConfig, registry: Registry, count: int | None, overlay: AuditOverlay
+) -> None:
     import json
     import sys
 
     from console.collector import Collector
     from console.render import snapshot_json
 
-    collector = Collector(config, registry)
+    collector = Collector(config, registry, overlay=overlay)
     printed = 0
     try:
         async for snapshot in collector.snapshots():

@@ -1,0 +1,427 @@
+"""The action engine: plan → preflight → confirm → audit intent → execute → verify → audit
+result, shared by the TUI and the headless commands.
+
+`Actions.plan` reads the current snapshot and the gateways' last reads (console.plans); the
+caller confirms (a modal, `--yes`, or a prompt); `Actions.execute` then takes the targets'
+locks, writes the intent (fsynced) before touching anything, changes every replica or agent
+concurrently, reads the result back, and writes the result record. The outcome is one of
+verified, noop, refused, failed, partial or verify_timeout, with the exact command to retry
+or revert it. Nothing here raises to the caller for a failure of the fleet: it is an outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from console.audit import AuditLog, AuditRecord
+from console.collector import Collector
+from console.controllers import (
+    AgentClient,
+    Change,
+    engine_healthy,
+    fan_out,
+    read_replicas,
+    run_program,
+)
+from console.errors import FleetdeckError
+from console.exitcodes import Exit
+from console.fleet import FleetConfig, NodeConfig
+from console.gateway import GatewayDriver, ReplicaState
+from console.locks import LockHeld, TargetLocks, lock_folder
+from console.plans import Plan, Planner, Request
+
+log = logging.getLogger("fleetdeck.actions")
+
+OUTCOME_EXIT = {
+    "verified": Exit.OK,
+    "noop": Exit.OK,
+    "refused": Exit.WARN,
+    "failed": Exit.CRIT,
+    "partial": Exit.UNKNOWN,
+    "verify_timeout": Exit.VERIFY_TIMEOUT,
+}
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    plan: Plan
+    status: str  # a key of OUTCOME_EXIT
+    changes: tuple[Change, ...] = ()
+    detail: str | None = None
+    duration_s: float = 0.0
+    retry: str | None = None
+    revert: str | None = None
+    audit_id: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return int(OUTCOME_EXIT[self.status])
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": 1,
+            "outcome": self.status,
+            "exit_code": self.exit_code,
+            "detail": self.detail,
+            "duration_s": round(self.duration_s, 4),
+            "changes": [c.as_json() for c in self.changes],
+            "retry": self.retry,
+            "revert": self.revert,
+            "audit_id": self.audit_id,
+            "plan": self.plan.as_json(),
+        }
+
+
+class Actions:
+    """Plans and runs actions on one fleet, through one collector's view of it."""
+
+    def __init__(
+        self,
+        config: FleetConfig,
+        collector: Collector,
+        audit: AuditLog,
+        *,
+        read_only: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        command_prefix: Sequence[str] = ("fleetdeck",),
+    ) -> None:
+        self.config = config
+        self.collector = collector
+        self.audit = audit
+        self.planner = Planner(config, read_only)
+        self.clock = clock
+        self.command_prefix = tuple(command_prefix)  # how retry/revert commands start
+
+    def plan(self, request: Request) -> Plan:
+        return self.planner.plan(request, self.collector.build(), self.collector.gateways)
+
+    # --- execute ----------------------------------------------------------------------
+
+    async def execute(self, plan: Plan, progress: Progress | None = None) -> Outcome:
+        """Run a confirmed plan; every outcome but a dry run is audited."""
+        say = progress or (lambda text: None)
+        started = self.clock()
+        if plan.refusal is not None:
+            refused = Outcome(plan, "refused", detail=plan.refusal)
+            if self.planner.read_only:  # nothing was attempted; the log may not be writable
+                return refused
+            return self._record(plan, refused, started)
+        try:
+            folder = lock_folder(self.audit.path)
+            with TargetLocks(folder, plan.locks, self.audit.identity, action=plan.request.action):
+                intent = self._intent(plan)
+                say(f"intent recorded ({intent.id})")
+                outcome = await self._run_guarded(plan, say)
+                return self._finish(intent, outcome, started)
+        except LockHeld as exc:
+            return self._record(plan, Outcome(plan, "refused", detail=str(exc)), started)
+
+    async def _run_guarded(self, plan: Plan, say: Progress) -> Outcome:
+        deadline = self.clock() + plan.request.timeout
+        try:
+            return await self._run(plan, say, deadline)
+        except FleetdeckError as exc:
+            return Outcome(plan, "failed", detail=str(exc))
+        except Exception as exc:  # the result record must be written whatever happened
+            log.exception("action %s failed", plan.summary)
+            return Outcome(plan, "failed", detail=f"internal error: {exc!r}")
+
+    def _record(self, plan: Plan, outcome: Outcome, started: float) -> Outcome:
+        """A refusal is audited too: who tried what, and why it was refused."""
+        return self._finish(self._intent(plan), outcome, started)
+
+    def _intent(self, plan: Plan) -> AuditRecord:
+        request = plan.request
+        action = request.action
+        if action == "command":
+            action = f"command:{request.command}"
+        return self.audit.intent(
+            action, plan.locks or (request.target,), plan.as_json(), request.reason
+        )
+
+    def _finish(self, intent: AuditRecord, outcome: Outcome, started: float) -> Outcome:
+        retry, revert = self._commands(outcome)
+        outcome = replace(
+            outcome,
+            duration_s=self.clock() - started,
+            retry=retry,
+            revert=revert,
+            audit_id=intent.id,
+        )
+        commands = {k: v for k, v in (("retry", retry), ("revert", revert)) if v is not None}
+        self.audit.result(
+            intent,
+            outcome.status,
+            replicas=[c.as_json() for c in outcome.changes],
+            detail=outcome.detail,
+            duration_s=outcome.duration_s,
+            commands=commands,
+        )
+        return outcome
+
+    def _commands(self, outcome: Outcome) -> tuple[str | None, str | None]:
+        request = outcome.plan.request
+        prefix = list(self.command_prefix)
+        if self.config.path is not None:
+            prefix += ["-c", self.config.path]
+
+        def command(*words: str) -> str:
+            return shlex.join([*prefix, *words, "--yes"])
+
+        retry = None
+        if outcome.status in ("failed", "partial", "verify_timeout", "refused"):
+            words = [request.action, request.target]
+            if request.to:
+                words += ["--to", request.to]
+            retry = command(*words)
+        if outcome.status in ("refused", "failed") or request.action not in (
+            "drain",
+            "undrain",
+            "failover",
+            "failback",
+        ):
+            return retry, None
+        revert = {
+            "drain": ("undrain", request.target),
+            "undrain": ("drain", request.target),
+            "failover": ("failback", request.target),
+            "failback": ("failover", request.target),
+        }[request.action]
+        return retry, command(*revert)
+
+    # --- the actions ------------------------------------------------------------------
+
+    async def _run(self, plan: Plan, say: Progress, deadline: float) -> Outcome:
+        action = plan.request.action
+        if plan.noop:
+            return Outcome(plan, "noop", detail="already as asked: nothing to change")
+        if action in ("drain", "undrain"):
+            if "hook" in plan.details:
+                return await self._hook(plan, say, deadline)
+            return await self._server_state(plan, say, deadline)
+        if action in ("failover", "failback"):
+            return await self._route(plan, say)
+        if action == "rollback":
+            return await self._rollback(plan, say, deadline)
+        if action == "command":
+            change = await run_program(plan.argv, float(plan.details["timeout"]))
+            return Outcome(plan, "verified" if change.ok else "failed", (change,), change.detail)
+        # ack and forget change nothing but the audit log, which `_finish` writes
+        return Outcome(plan, "verified", detail=_until_text(plan))
+
+    def _driver(self, plan: Plan) -> GatewayDriver:
+        watch = next(w for w in self.collector.gateways if w.config.name == plan.gateway)
+        assert watch.driver is not None  # the planner refuses a gateway without one
+        return watch.driver
+
+    def _timeout(self, plan: Plan) -> float:
+        watch = next(w for w in self.collector.gateways if w.config.name == plan.gateway)
+        return watch.config.refresh.timeout
+
+    async def _set_servers(
+        self, plan: Plan, server: str, state: str, replicas: Sequence[str]
+    ) -> list[Change]:
+        driver, backend = self._driver(plan), str(plan.details["backend"])
+        return await fan_out(
+            replicas,
+            lambda e: driver.set_server_state(e, backend, server, state),
+            self._timeout(plan),
+        )
+
+    async def _server_state(self, plan: Plan, say: Progress, deadline: float) -> Outcome:
+        server, state = str(plan.details["server"]), str(plan.details["state"])
+        backend = str(plan.details["backend"])
+        changes = await self._set_servers(plan, server, state, plan.replicas)
+        say(f"{plan.request.action}: {sum(c.ok for c in changes)}/{len(changes)} replicas changed")
+        done = [c.where for c in changes if c.ok]
+        reads = await read_replicas(self._driver(plan), done, (), self._timeout(plan))
+        verified = _check_servers(reads, backend, server, state)
+        outcome = _conclude(plan, changes, verified)
+        if outcome.status != "verified" or not plan.request.wait or state != "DRAIN":
+            return outcome
+        say(f"waiting for {server}'s requests in flight to finish")
+        while True:
+            reads = await read_replicas(self._driver(plan), done, (), self._timeout(plan))
+            in_flight = _in_flight(reads, backend, server)
+            if in_flight == 0:
+                return replace(outcome, detail="drained: no request in flight")
+            if self.clock() >= deadline:
+                return replace(
+                    outcome,
+                    status="verify_timeout",
+                    detail=f"still {in_flight} request(s) in flight after "
+                    f"{plan.request.timeout:g} s",
+                )
+            await asyncio.sleep(0.1)
+
+    async def _route(self, plan: Plan, say: Progress) -> Outcome:
+        map_file, key = str(plan.details["map"]), str(plan.details["key"])
+        backend = str(plan.details["backend"])
+        driver = self._driver(plan)
+        changes = await fan_out(
+            plan.replicas, lambda e: driver.set_map(e, map_file, key, backend), self._timeout(plan)
+        )
+        say(f"route: {sum(c.ok for c in changes)}/{len(changes)} replicas changed")
+        done = [c.where for c in changes if c.ok]
+        reads = await read_replicas(driver, done, (map_file,), self._timeout(plan))
+        verified = {
+            e: (
+                read
+                if isinstance(read, str)
+                else _expect(read.maps.get(map_file, {}).get(key), backend, f"{key} →")
+            )
+            for e, read in reads.items()
+        }
+        return _conclude(plan, changes, verified)
+
+    async def _hook(self, plan: Plan, say: Progress, deadline: float) -> Outcome:
+        node = self.config.node(plan.nodes[0])
+        hook = str(plan.details["hook"])
+        async with AgentClient(node) as agent:
+            action_id = await agent.start(
+                f"/v1/hooks/{hook}", {"reason": plan.request.reason or plan.request.action}
+            )
+            say(f"agent hook {hook} started ({action_id})")
+            action = await agent.wait(action_id, deadline, self.clock)
+        ok = action.get("state") == "done"
+        change = Change(agent.url, ok, f"hook {hook}: {action.get('state')}")
+        return Outcome(plan, "verified" if ok else "failed", (change,), change.detail)
+
+    # --- rollback ---------------------------------------------------------------------
+
+    async def _rollback(self, plan: Plan, say: Progress, deadline: float) -> Outcome:
+        width = int(plan.details["width"])
+        nodes = [self.config.node(name) for name in plan.nodes]
+        changes: list[Change] = []
+        rolled: list[str] = []
+        for start in range(0, len(nodes), width):
+            batch = nodes[start : start + width]
+            results = await asyncio.gather(
+                *(self._rollback_node(plan, node, say, deadline) for node in batch)
+            )
+            for node, node_changes in zip(batch, results, strict=True):
+                changes += node_changes
+                if all(c.ok for c in node_changes):
+                    rolled.append(node.name)
+            if len(rolled) < start + len(batch):
+                failed = [n.name for n in batch if n.name not in rolled]
+                status = "partial" if rolled else "failed"
+                detail = (
+                    f"stopped at {', '.join(failed)}; rolled back: {', '.join(rolled) or 'none'}; "
+                    f"not started: {', '.join(n.name for n in nodes[start + width :]) or 'none'}"
+                )
+                return Outcome(plan, status, tuple(changes), detail)
+        status = "partial" if plan.skipped else "verified"
+        return Outcome(plan, status, tuple(changes), f"rolled back: {', '.join(rolled)}")
+
+    async def _rollback_node(
+        self, plan: Plan, node: NodeConfig, say: Progress, deadline: float
+    ) -> list[Change]:
+        """Drain at the gateway, roll back, check the new revision answers, undrain."""
+        server = node.server or node.name
+        changes: list[Change] = []
+        if plan.gateway is not None:
+            drained = await self._set_servers(plan, server, "DRAIN", plan.replicas)
+            changes += drained
+            if not all(c.ok for c in drained):
+                return changes
+            say(f"{node.name}: drained")
+        async with AgentClient(node) as agent:
+            try:
+                body = {"to": plan.request.to, "reason": plan.request.reason or "rollback"}
+                action_id = await agent.start("/v1/rollback", body)
+                say(f"{node.name}: rollback started ({action_id})")
+                action = await agent.wait(action_id, deadline, self.clock)
+            except (FleetdeckError, TimeoutError) as exc:
+                return [*changes, Change(agent.url, False, str(exc))]
+            revision = action.get("to")
+            if action.get("state") != "done":
+                why = action.get("error") or action.get("state")
+                return [*changes, Change(agent.url, False, f"rollback {action_id}: {why}")]
+            problem = await self._healthy(node, agent, revision)
+            changes.append(
+                Change(agent.url, problem is None, problem or f"{node.name} serves {revision}")
+            )
+            if problem is not None:
+                return changes  # left drained: it is not fit to take traffic
+        say(f"{node.name}: {revision} answers")
+        if plan.gateway is not None:
+            changes += await self._set_servers(plan, server, "UP", plan.replicas)
+        return changes
+
+    async def _healthy(self, node: NodeConfig, agent: AgentClient, revision: Any) -> str | None:
+        snapshot = await agent.snapshot()
+        if revision is not None and snapshot.get("revision") != revision:
+            return f"agent reports revision {snapshot.get('revision')}, expected {revision}"
+        url = node.engine_metrics_url
+        return None if url is None else await engine_healthy(url, node.refresh.timeout * 2)
+
+
+def _until_text(plan: Plan) -> str | None:
+    until = plan.details.get("until")
+    if until is None:
+        return None
+    return "until " + time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(float(until)))
+
+
+def _expect(seen: str | None, wanted: str, what: str) -> str | None:
+    """None when `seen` is what was wanted; else what was seen instead."""
+    return None if seen == wanted else f"{what} {seen or 'missing'}, expected {wanted}"
+
+
+def _check_servers(
+    reads: dict[str, ReplicaState | str], backend: str, server: str, state: str
+) -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for endpoint, read in reads.items():
+        if isinstance(read, str):
+            found[endpoint] = f"read back failed: {read}"
+            continue
+        row = read.servers.get((backend, server))
+        seen = None if row is None else row.state
+        # HAProxy shows DOWN for a server whose health check fails, drained or not: the change
+        # was accepted, and shows as DRAIN or UP once the server is back
+        ok = seen in (state, "DOWN")
+        found[endpoint] = None if ok else f"{backend}/{server} is {seen or 'missing'}"
+    return found
+
+
+def _in_flight(reads: dict[str, ReplicaState | str], backend: str, server: str) -> int | None:
+    total = 0
+    for read in reads.values():
+        if isinstance(read, str):
+            return None
+        row = read.servers.get((backend, server))
+        total += (row.scur or 0) if row is not None else 0
+    return total
+
+
+def _conclude(plan: Plan, changes: Sequence[Change], verified: dict[str, str | None]) -> Outcome:
+    """Changes and read-backs per replica → verified, partial or failed."""
+    final = [
+        c
+        if not c.ok or verified.get(c.where) is None
+        else Change(c.where, False, verified[c.where])
+        for c in changes
+    ]
+    good = [c.where for c in final if c.ok]
+    bad = [f"{c.where}: {c.detail}" for c in final if not c.ok]
+    bad += [f"{e}: skipped (unreachable before the action)" for e in plan.skipped]
+    if not bad:
+        return Outcome(plan, "verified", tuple(final), f"verified on {len(good)} replica(s)")
+    status = "partial" if good else "failed"
+    return Outcome(plan, status, tuple(final), "; ".join(bad))
+
+
+def audit_path(explicit: str | None) -> Path:
+    from console.audit import default_audit_path
+
+    return Path(explicit).expanduser() if explicit else default_audit_path()

@@ -1,0 +1,136 @@
+"""ack, operator commands, read-only commands and crash safety of the action commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+import yaml
+
+from tests.actions.conftest import Edge, start_edge
+from tests.integration.conftest import fleetdeck
+
+
+async def test_ack_silences_a_node_until_it_expires(edge: Edge) -> None:
+    async with httpx.AsyncClient(base_url=edge.fleet.control_url, timeout=5.0) as control:
+        response = await control.put("/sim/nodes/node-004", json={"fault": "refuse"})
+        assert response.status_code == 200
+    before = await edge.run("check", "--window", "0.2s")
+    assert before.code in (1, 2) and "pool pool-b" in before.stdout
+
+    ack = await edge.run("ack", "node-004", "--for", "30m", "--reason", "known: INC-9", "--yes")
+    assert ack.code == 0, ack.stdout + ack.stderr
+    after = await edge.run("check", "--window", "0.2s")
+    assert after.code == 0, after.stdout
+    status = await edge.run("status", "-o", "json", "--window", "0.2s")
+    node = next(n for n in status.json()["nodes"] if n["name"] == "node-004")
+    assert node["ack"]["reason"] == "known: INC-9" and node["severity"] == "crit"
+
+    short = await edge.run("ack", "node-004", "--for", "1s", "--yes")  # replaces the 30m one
+    assert short.code == 0
+    await asyncio.sleep(1.2)
+    expired = await edge.run("check", "--window", "0.2s")
+    assert expired.code in (1, 2), expired.stdout
+
+
+async def test_operator_commands_run_without_a_shell_and_are_audited(
+    edge: Edge, tmp_path: Path
+) -> None:
+    document = yaml.safe_load(edge.config.read_text())
+    document["commands"] = [
+        {
+            "name": "where",
+            "key": "W",
+            "scope": "node",
+            "argv": [
+                sys.executable,
+                "-c",
+                "import sys; print(sys.argv[1:])",
+                "{node}",
+                "{server};ls",
+            ],
+        },
+        {
+            "name": "wipe",
+            "scope": "pool",
+            "argv": [sys.executable, "-c", "pass"],
+            "dangerous": True,
+        },
+        {"name": "fails", "scope": "pool", "argv": [sys.executable, "-c", "raise SystemExit(3)"]},
+    ]
+    edge.config.write_text(yaml.safe_dump(document), encoding="utf-8")
+
+    run = await edge.run("command", "where", "node-001", "--yes")
+    assert run.code == 0, run.stdout + run.stderr
+    assert "['node-001', 'node-001;ls']" in run.stdout  # one argument, no shell
+    failed = await edge.run("command", "fails", "pool-a", "--yes")
+    assert failed.code == 2 and "exit 3" in failed.stdout
+    read_only = await edge.run("command", "wipe", "pool-a", "--yes", "--read-only")
+    assert read_only.code == 1 and "read-only" in read_only.stdout
+    allowed = await edge.run("command", "where", "node-002", "--yes", "--read-only")
+    assert allowed.code == 0
+    unknown = await edge.run("command", "nope", "pool-a", "--yes")
+    assert unknown.code == 1 and "no command named 'nope'" in unknown.stdout
+    actions = [json.loads(line)["action"] for line in edge.audit.read_text().splitlines()]
+    assert actions.count("command:where") == 4 and "command:fails" in actions
+
+
+async def test_a_console_killed_mid_action_leaves_an_unfinished_intent(tmp_path: Path) -> None:
+    fleet, replicas, edge = await start_edge(tmp_path)
+    try:
+        url = replicas[0].frontend_url("pool-b") + "/v1/completions"
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            long = {"prompt": "hold on", "max_tokens": 1000}
+            requests = [asyncio.create_task(client.post(url, json=long)) for _ in range(2)]
+            await edge.settle(lambda s: (s.servers[("pool-b", "node-003")].scur or 0) > 0)
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "console",
+                "drain",
+                "node-003",
+                "-c",
+                str(edge.config),
+                "--audit-log",
+                str(edge.audit),
+                "--yes",
+                "--wait",
+                "--timeout",
+                "20s",
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10.0
+            while not edge.audit.exists() or edge.audit.read_text().count("\n") < 1:
+                assert loop.time() < deadline, "no intent was written"
+                await asyncio.sleep(0.02)
+            os.kill(process.pid, signal.SIGKILL)  # between the intent and the result
+            await process.wait()
+            await asyncio.gather(*requests)
+        listing = await fleetdeck(
+            "audit", "--audit-log", str(edge.audit), "--unfinished", "-o", "json"
+        )
+        assert listing.code == 0, listing.stderr
+        (record,) = listing.json()["records"]
+        assert (record["kind"], record["action"], record["targets"]) == (
+            "intent",
+            "drain",
+            ["node-003"],
+        )
+        table = await fleetdeck("audit", "--audit-log", str(edge.audit))
+        assert "UNFINISHED (no result)" in table.stdout
+        # the next action started on this host names it first
+        later = await edge.run("undrain", "node-003", "--yes")
+        assert (
+            later.code == 0 and f"unfinished action {record['id']}: drain node-003" in later.stderr
+        )
+    finally:
+        for replica in replicas:
+            await replica.stop()
+        await fleet.stop()
