@@ -8,6 +8,7 @@ pool-b (node-003, node-004), one backend each, servers named like the nodes.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 import yaml
 
@@ -32,6 +34,7 @@ from console.sim.haproxy import (
 )
 from tests.integration.conftest import Run, fleetdeck
 
+SCHEMAS = Path(__file__).resolve().parents[2] / "console" / "schemas"
 FAST = Timing(connect_s=0.2, server_s=10.0, check_interval_s=0.1)
 COMPLETION = {"prompt": "ping", "max_tokens": 1}
 SETTLE_S = 5.0
@@ -96,6 +99,12 @@ class Edge:
                 assert response.status_code == 200, response.text
                 nodes.append(response.json()["id"].removeprefix("cmpl-").rsplit("-", 1)[0])
         return nodes
+
+
+def valid(document: dict[str, Any], schema: str) -> dict[str, Any]:
+    """`document`, once checked against console/schemas/SCHEMA.schema.json."""
+    jsonschema.validate(document, json.loads((SCHEMAS / f"{schema}.schema.json").read_text()))
+    return document
 
 
 def all_up(state: ReplicaState) -> bool:

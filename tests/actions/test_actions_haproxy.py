@@ -16,7 +16,7 @@ from console.config import load_config
 from console.plans import Request
 from console.plugin import load_registry
 from console.sim.haproxy import MAP_NAME
-from tests.actions.conftest import Edge, all_up
+from tests.actions.conftest import Edge, all_up, valid
 
 
 def audit_lines(edge: Edge) -> list[dict[str, object]]:
@@ -89,9 +89,12 @@ async def test_failover_moves_the_route_on_every_replica_and_failback_restores_i
     for replica in (0, 1):
         assert (await edge.read(replica)).maps[MAP_NAME]["pool-a"] == "pool-b"
         assert set(await edge.served_by(6, replica=replica)) <= {"node-003", "node-004"}
-    status = await edge.run("status", "-o", "json", "--window", "0.2s")
-    pool = next(p for p in status.json()["pools"] if p["name"] == "pool-a")
+    status = valid((await edge.run("status", "-o", "json", "--window", "0.2s")).json(), "status")
+    pool = next(p for p in status["pools"] if p["name"] == "pool-a")
     assert (pool["route"], pool["failed_over"]) == ("pool-b", True)
+    (gateway,) = status["gateways"]
+    assert (gateway["replicas_up"], gateway["replicas_total"]) == (2, 2)
+    assert [b["name"] for b in gateway["backends"]] == ["pool-a", "pool-b"]
 
     back = await edge.run("failback", "pool-a", "--yes")
     assert back.code == 0, back.stdout + back.stderr
@@ -113,6 +116,9 @@ async def test_dead_replica_refuses_then_force_is_partial_and_a_retry_converges(
     forced = await edge.run("drain", "node-001", "--yes", "--force")
     assert forced.code == 3, forced.stdout + forced.stderr
     assert forced.stdout.startswith("partial:") and dead.runtime_endpoint in forced.stdout
+    status = valid((await edge.run("status", "-o", "json", "--window", "0.2s")).json(), "status")
+    (gateway,) = status["gateways"]
+    assert gateway["replicas_up"] == 1 and gateway["severity"] == "warn"
     assert (await edge.read(0)).servers[("pool-a", "node-001")].state == "DRAIN"
 
     await dead.restart()
@@ -153,6 +159,10 @@ async def test_draining_below_min_healthy_is_refused_and_touches_nothing(edge: E
     assert [r["outcome"] for r in refusal] == [None, "refused"]  # who tried, and why not
     dry = await edge.run("drain", "node-002", "--dry-run")
     assert dry.code == 1 and "refused: draining node-002 leaves 0 healthy" in dry.stdout
+    dry_json = valid(
+        (await edge.run("drain", "node-002", "--dry-run", "-o", "json")).json(), "action"
+    )
+    assert dry_json["plan"]["refusal"].startswith("draining node-002 leaves 0 healthy")
 
 
 async def test_restarting_haproxy_after_a_drain_shows_drift(edge: Edge) -> None:
@@ -160,7 +170,7 @@ async def test_restarting_haproxy_after_a_drain_shows_drift(edge: Edge) -> None:
     await edge.replicas[0].restart()  # a reload forgets `set server`
     await edge.settle(all_up, 0)
     status = await edge.run("status", "-o", "json", "--window", "0.2s")
-    (drift,) = status.json()["drift"]
+    (drift,) = valid(status.json(), "status")["drift"]
     assert (drift["target"], drift["expected"]) == ("node-001", "DRAIN")
     assert drift["reapply"].endswith("drain node-001 --yes")
     check = await edge.run("check", "--window", "0.2s")
@@ -196,7 +206,7 @@ async def test_pool_rollback_cures_a_bad_deploy_one_node_at_a_time(edge: Edge) -
 
         run = await edge.run("rollback", "pool-a", "--yes", "-o", "json", "--reason", "bad rev-3")
         assert run.code == 0, run.stdout + run.stderr
-        outcome = run.json()
+        outcome = valid(run.json(), "action")
         assert outcome["outcome"] == "verified"
         nodes = {n["name"]: n for n in (await control.get("/sim/nodes")).json()["nodes"]}
     assert {nodes[n]["revision"] for n in ("node-001", "node-002")} == {"rev-2"}
