@@ -1,7 +1,9 @@
 """`fleetdeck sim`: serve a simulated fleet on loopback until interrupted.
 
 Prints `control http://127.0.0.1:PORT` and then `ready N nodes` on stdout (flushed), so a
-parent process can wait for the fleet; diagnostics go to stderr. SIGINT and SIGTERM stop it
+parent process can wait for the fleet; with `--gateway`, the lines between name the gateway's
+runtime API per replica (`gateway edge tcp://127.0.0.1:PORT`) and its frontend per route
+(`route pool-a http://127.0.0.1:PORT`). Diagnostics go to stderr. SIGINT and SIGTERM stop it
 cleanly with exit 0.
 """
 
@@ -34,6 +36,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--static", action="store_true", help="figures never move: every page is rendered once"
     )
+    parser.add_argument(
+        "--gateway",
+        type=int,
+        nargs="?",
+        const=1,
+        metavar="REPLICAS",
+        help="put the pools behind a gateway speaking HAProxy's runtime API, with REPLICAS "
+        "independent replicas (default 1); pools pair up as primary and standby",
+    )
     parser.set_defaults(func=run, parser=parser)
 
 
@@ -53,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
             pools=args.pools,
             control_port=args.control,
             write_config=args.write_config,
+            gateway_replicas=args.gateway or 0,
         )
     )
 
@@ -76,6 +88,8 @@ def _validate(args: argparse.Namespace) -> tuple[str, ...]:
         parser.error("--gpus must be at least 1")
     if args.pools is not None and args.pools < 1:
         parser.error("--pools must be at least 1")
+    if args.gateway is not None and args.gateway < 1:
+        parser.error("--gateway must be at least 1 replica")
     if not 0 <= args.control <= 65535:
         parser.error("--control must be a port number (0 picks a free one)")
     return engines

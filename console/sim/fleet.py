@@ -10,6 +10,13 @@ Every port is a free one picked by the system (`fleet.nodes` is filled by `start
 are `node-001`...; engine kinds go round-robin over `engines`; pools (`pool-a`...) hold one
 engine kind each, or, with `pools`, consecutive blocks of nodes. The served fleet runs on
 real time; `NodeModel` takes an injected clock for tests of the model itself.
+
+With `gateway=True` every pool is a backend (its nodes the servers, named like them) of one
+gateway, `edge`, with `gateway_replicas` independent replicas (gateway.py): pools pair up as
+primary and standby (pool-a's standby is pool-b, pool-c's is pool-d, ...), each primary has a
+route (the key is its name) and the nodes' modelled load follows the routes.
+`fleet.gateway.endpoints` are the replicas' runtime APIs (tcp://127.0.0.1:PORT) and
+`fleet.gateway.frontends` the first replica's frontend URL per route key.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from console.errors import FleetdeckError
 from console.sim.agent import AgentServer
@@ -30,9 +37,13 @@ from console.sim.engine_server import EngineServer
 from console.sim.engines import ENGINE_KINDS, ENGINES
 from console.sim.model import NodeModel
 
+if TYPE_CHECKING:
+    from console.sim.gateway import SimGateway
+
 log = logging.getLogger("fleetdeck.sim")
 FILES_PER_NODE = 4  # two listening sockets and, typically, one open connection to each
 SPARE_FILES = 64
+GATEWAY_NAME = "edge"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +53,7 @@ class SimNode:
     pool: str
     url: str  # the engine's base URL
     agent: str  # the node agent's base URL
+    server: str | None = None  # its server at the gateway's backend for its pool
 
 
 class SimFleet:
@@ -57,6 +69,8 @@ class SimFleet:
         host: str = "127.0.0.1",
         pools: int | None = None,
         control_port: int = 0,
+        gateway: bool = False,
+        gateway_replicas: int = 1,
     ) -> None:
         if nodes < 1:
             raise ValueError("a simulated fleet needs at least one node")
@@ -70,6 +84,8 @@ class SimFleet:
             raise ValueError("every node needs at least one GPU")
         if pools is not None and pools < 1:
             raise ValueError("pools must be at least 1")
+        if gateway_replicas < 1:
+            raise ValueError("a gateway needs at least one replica")
         self.seed = seed
         self.gpus = gpus
         self.host = host
@@ -100,8 +116,25 @@ class SimFleet:
             self.agents[name] = AgentServer(model, host)
             self._pools[name] = pool_name(group)
         self.names = frozenset(self.models)
+        pool_names = list(dict.fromkeys(self._pools.values()))
+        self.standby: dict[str, str] = {}  # primary pool -> its standby, with a gateway
+        self.gateway: SimGateway | None = None
+        if gateway:
+            self.standby = dict(zip(pool_names[0::2], pool_names[1::2], strict=False))
+            self.gateway = self._gateway(pool_names[0::2], gateway_replicas)
         self.control = ControlServer(self, host, control_port)
         self.nodes: list[SimNode] = []
+
+    def _gateway(self, primaries: Sequence[str], replicas: int) -> SimGateway:
+        from console.sim.gateway import SimGateway  # imports httpx: only for a fleet with one
+
+        members: dict[str, list[str]] = {}
+        for name, pool in self._pools.items():
+            members.setdefault(pool, []).append(name)
+        routes = {pool: pool for pool in primaries}
+        return SimGateway(
+            GATEWAY_NAME, members, routes, self.models, self.engines, self.host, replicas
+        )
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -118,8 +151,11 @@ class SimFleet:
                         self._pools[name],
                         self.engines[name].server.url,
                         self.agents[name].server.url,
+                        None if self.gateway is None else name,
                     )
                 )
+            if self.gateway is not None:
+                await self.gateway.start()
             await self.control.server.start()
         except OSError as exc:
             await self.stop()
@@ -127,6 +163,8 @@ class SimFleet:
 
     async def stop(self) -> None:
         await self.control.server.close()
+        if self.gateway is not None:
+            await self.gateway.close()
         for name in self.models:
             await self.engines[name].server.close()
             await self.agents[name].close()
@@ -179,10 +217,17 @@ class SimFleet:
         if change.sets_fault:
             model.set_fault(change.fault)
             await self._apply_network_fault(name)
+        self._reroute()
 
     async def clear(self, name: str) -> None:
         self.models[name].clear()
         await self._apply_network_fault(name)
+        self._reroute()
+
+    def _reroute(self) -> None:
+        """A node's health or figures changed: the gateway's checks and counts see it now."""
+        if self.gateway is not None:
+            self.gateway.reroute()
 
     async def restart(self, name: str) -> None:
         self.models[name].restart()
@@ -203,17 +248,34 @@ class SimFleet:
     # -- configuration ------------------------------------------------------------------
 
     def config_yaml(self) -> str:
-        """A fleet.yaml for this fleet: pools with their nodes' engine, url and agent."""
+        """A fleet.yaml for this fleet: pools with their nodes' engine, url and agent; with a
+        gateway, the gateway's replicas and each pool's backend, route, standby and servers."""
+        gateway = self.gateway
         lines = [
-            f"# A simulated fleet of {len(self.nodes)} nodes (fleetdeck sim, seed {self.seed}).",
-            "pools:",
+            f"# A simulated fleet of {len(self.nodes)} nodes (fleetdeck sim, seed {self.seed})."
         ]
+        if gateway is not None:
+            lines += [
+                "gateways:",
+                f"  - name: {gateway.name}",
+                "    plugin: haproxy",
+                f"    endpoints: {json.dumps(gateway.endpoints)}",
+            ]
+        lines.append("pools:")
         for pool in dict.fromkeys(self._pools.values()):
             members = [node for node in self.nodes if node.pool == pool]
             models = {self.models[node.name].model for node in members}
             lines.append(f"  - name: {pool}")
             if len(models) == 1:
                 lines.append(f"    model: {json.dumps(models.pop())}")
+            if gateway is not None:
+                lines += [f"    gateway: {gateway.name}", f"    backend: {pool}"]
+                if pool in gateway.routes:
+                    route = {"map": gateway.map_file, "key": pool}
+                    lines.append(f"    route: {json.dumps(route)}")
+                if pool in self.standby:
+                    lines.append(f"    standby: {self.standby[pool]}")
+                lines.append("    min_healthy: 1")
             lines.append("    nodes:")
             for node in members:
                 lines += [
@@ -222,6 +284,8 @@ class SimFleet:
                     f"        url: {json.dumps(node.url)}",
                     f"        agent: {json.dumps(node.agent)}",
                 ]
+                if node.server is not None:
+                    lines.append(f"        server: {node.server}")
         return "\n".join(lines) + "\n"
 
 

@@ -7,6 +7,10 @@ spreads that traffic over the histograms when a page is about to show them. Cont
 replace modelled figures: a pinned gauge is served exactly, a pinned rate drives its counter
 as value_at_pin + rate x elapsed. Real completions (engine_server.py) add on top of the
 background, pinned or not, so pinning the rates to 0 leaves only real traffic.
+
+Behind the sim's gateway a node's `demand` is what the gateway routes to it, not its own load;
+its running and waiting then follow a change of demand over about half a request's life (in
+flight requests finish, queues build up) rather than at once.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from console.sim.engines.spec import EngineSpec
@@ -36,6 +40,8 @@ REAL_FIRST_TOKEN_S = 0.01  # a real completion's time to first token, plus per p
 REAL_PROMPT_TOKEN_S = 0.00002
 REAL_TOKEN_S = 0.004  # and per generated token
 REAL_ROLES = ("ttft", "queue", "e2e", "prompt_len", "gen_len")  # what a real completion observes
+SETTLE_SHARE = 0.5  # gauges follow a routed node's demand with this share of a request's life
+Demand = Callable[[float], float]  # requests/s offered at t seconds since the fleet started
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,11 @@ class NodeModel:
         self.revisions = ["rev-1", "rev-2"]
         self.revision = "rev-2"
         self.accepting = True  # False between the agent's stop_accepting and resume hooks
+        self.demand: Demand | None = None  # set by the gateway routing to this node
+        self.settle_s = SETTLE_SHARE * (
+            self.profile.ttft_s + self.profile.gen_mean * self.profile.tpot_s
+        )
+        self._in_flight: tuple[float, float] | None = None  # settling (running, waiting)
         self.queue_running = 0  # real completions being generated
         self.queue_waiting = 0  # real completions waiting for a slot
         self.version = 0  # bumped on every change a page could show
@@ -123,7 +134,7 @@ class NodeModel:
         if elapsed <= 0:
             return
         self._last = now
-        self.conditions = self._conditions()
+        self.conditions = self._conditions(elapsed)
         self._accumulate(self.conditions, elapsed)
         self.version += 1
 
@@ -268,6 +279,15 @@ class NodeModel:
             self.board.record_xid(fault.gpu, self.wall_now)
         self._refresh()
 
+    def set_demand(self, demand: Demand | None) -> None:
+        """Take the load the gateway routes here (None: the node's own load again); counters
+        are brought up to now first, so the new rate counts from this moment."""
+        self.advance()
+        self.demand = demand
+        if demand is None:
+            self._in_flight = None
+        self._refresh()
+
     def deploy(self, revision: str) -> None:
         if revision not in self.revisions:
             self.revisions.append(revision)
@@ -302,11 +322,24 @@ class NodeModel:
         self.conditions = self._conditions()
         self.version += 1
 
-    def _conditions(self) -> Conditions:
+    def _conditions(self, elapsed: float = 0.0) -> Conditions:
+        """The background now; a routed node's gauges move `elapsed` seconds toward it."""
         bad_deploy = self.fault is not None and self.fault.kind == "bad_deploy"
-        return conditions_at(
-            self.profile, self.shape, self.pins, bad_deploy, self._last - self.epoch
-        )
+        t = self._last - self.epoch
+        offered = None if self.demand is None else self.demand(t)
+        target = conditions_at(self.profile, self.shape, self.pins, bad_deploy, t, offered)
+        if self.demand is None or self.static:
+            return target
+        return self._settle(target, elapsed)
+
+    def _settle(self, target: Conditions, elapsed: float) -> Conditions:
+        """Running and waiting `elapsed` seconds further along toward `target`'s."""
+        running, waiting = self._in_flight or (target.running, target.waiting)
+        kept = math.exp(-elapsed / self.settle_s)
+        running = target.running + (running - target.running) * kept
+        waiting = target.waiting + (waiting - target.waiting) * kept
+        self._in_flight = (running, waiting)
+        return replace(target, running=float(round(running)), waiting=float(round(waiting)))
 
     # -- real completions ---------------------------------------------------------------
 

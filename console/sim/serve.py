@@ -21,8 +21,11 @@ async def serve(
     pools: int | None,
     control_port: int,
     write_config: str | None,
+    gateway_replicas: int = 0,
 ) -> int:
-    """Serve the fleet; print `control URL` and `ready N nodes` once it listens."""
+    """Serve the fleet (behind a gateway of `gateway_replicas` replicas, when not 0); print
+    `control URL`, with a gateway `gateway NAME ENDPOINT` per replica and `route KEY URL` per
+    route of the first replica, and `ready N nodes` once it listens."""
     fleet = SimFleet(
         nodes,
         seed=seed,
@@ -31,6 +34,8 @@ async def serve(
         static=static,
         pools=pools,
         control_port=control_port,
+        gateway=gateway_replicas > 0,
+        gateway_replicas=max(1, gateway_replicas),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -43,6 +48,11 @@ async def serve(
         if write_config is not None:
             _write(write_config, fleet.config_yaml())
         print(f"control {fleet.control_url}", flush=True)
+        if fleet.gateway is not None:
+            for endpoint in fleet.gateway.endpoints:
+                print(f"gateway {fleet.gateway.name} {endpoint}", flush=True)
+            for key, url in fleet.gateway.frontends.items():
+                print(f"route {key} {url}", flush=True)
         print(f"ready {nodes} nodes", flush=True)
         await stop.wait()
     finally:

@@ -2,7 +2,8 @@
 
 A node's `Profile` (drawn once from its seeded generator) and its load shape (load.py) give,
 for any moment, its `Conditions`: request and token rates, error rate, the gauges, and the
-median of every `Role` its histograms show. Pins replace modelled figures.
+median of every `Role` its histograms show. A node behind the sim's gateway is offered what
+the gateway routes to it instead of its own load. Pins replace modelled figures.
 """
 
 from __future__ import annotations
@@ -102,12 +103,25 @@ class Conditions:
     medians: Mapping[str, float]
 
 
+def own_demand(profile: Profile, shape: LoadShape, t: float) -> float:
+    """The requests/s a node's own clients send it at `t` seconds since the fleet started."""
+    return profile.base_rps * shape.at(t)
+
+
 def conditions_at(
-    profile: Profile, shape: LoadShape, pins: Mapping[str, float], bad_deploy: bool, t: float
+    profile: Profile,
+    shape: LoadShape,
+    pins: Mapping[str, float],
+    bad_deploy: bool,
+    t: float,
+    offered: float | None = None,
 ) -> Conditions:
-    """The background of a node with this profile at `t` seconds since the fleet started;
-    pinned figures replace modelled ones."""
-    requests_per_s = pins.get("requests_per_s", profile.base_rps * shape.at(t))
+    """The background of a node with this profile at `t` seconds since the fleet started,
+    offered `offered` requests/s (its own demand when None); pinned figures replace modelled
+    ones."""
+    if offered is None:
+        offered = own_demand(profile, shape, t)
+    requests_per_s = pins.get("requests_per_s", offered)
     nominal_e2e = profile.ttft_s + profile.gen_mean * profile.tpot_s
     utilisation = requests_per_s * nominal_e2e / profile.capacity
     busy = min(1.0, utilisation)
