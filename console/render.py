@@ -186,12 +186,14 @@ def snapshot_table(snapshot: Snapshot, height: int | None = None) -> Any:
         f"  nodes up {up}/{len(snapshot.nodes)}  at {stamp}",
     )
     pools = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("POOL", "SEVERITY", "HEALTHY", "RUN", "WAIT", "REQ/S", "TOK/S", "ERR", "TTFT95"):
-        pools.add_column(column, justify="left" if column in ("POOL", "SEVERITY") else "right")
+    pool_columns = ("POOL", "SEVERITY", "HEALTHY", "RUN", "WAIT", "REQ/S", "TOK/S", "ERR", "TTFT95")
+    for column in (*pool_columns, "ROUTE"):
+        left = column in ("POOL", "SEVERITY", "ROUTE")
+        pools.add_column(column, justify="left" if left else "right")
     for pool in snapshot.pools:
         pools.add_row(
             pool.name,
-            Text(SEVERITY_MARK[pool.severity], SEVERITY_STYLE[pool.severity]),
+            _severity(pool.severity, pool.ack),
             f"{pool.healthy}/{pool.nodes}",
             fmt(pool.running),
             fmt(pool.waiting),
@@ -199,18 +201,33 @@ def snapshot_table(snapshot: Snapshot, height: int | None = None) -> Any:
             fmt(pool.tokens_per_s),
             fmt(pool.error_rate, ".1f", 100, "%"),
             fmt(pool.ttft_p95_s, ".2f", suffix="s"),
+            "-" if pool.route is None else f"→ {pool.route}" + (" ▲" if pool.failed_over else ""),
         )
     nodes = Table(box=None, pad_edge=False, header_style="bold")
-    columns = ("NODE", "ENGINE", "SEVERITY", "RUN", "WAIT", "KV", "ERR", "TOK/S", "GPU", "AGE")
+    columns = (
+        "NODE",
+        "ENGINE",
+        "SEVERITY",
+        "LB",
+        "RUN",
+        "WAIT",
+        "KV",
+        "ERR",
+        "TOK/S",
+        "GPU",
+        "AGE",
+    )
     for column in columns:
-        left = column in ("NODE", "ENGINE", "SEVERITY")
+        left = column in ("NODE", "ENGINE", "SEVERITY", "LB")
         nodes.add_column(column, justify="left" if left else "right", no_wrap=True)
     ordered = sorted(snapshot.nodes, key=lambda n: (-n.severity, n.name))
     troubled = [n for n in ordered if n.severity is not Severity.OK and n.reasons]
     shown, reasons = ordered, troubled
     if height is not None:
         reasons = troubled[:TROUBLE_LINES]
-        fixed = 6 + len(snapshot.pools) + len(reasons)  # header, pools, gaps, column heads
+        # header, pools, gaps, column heads, gateways and drift
+        fixed = 6 + len(snapshot.pools) + len(reasons) + len(snapshot.gateways)
+        fixed += len(snapshot.drift)
         room = max(1, height - fixed)
         if len(ordered) > room:
             shown = ordered[: room - 1]
@@ -218,7 +235,8 @@ def snapshot_table(snapshot: Snapshot, height: int | None = None) -> Any:
         nodes.add_row(
             node.name,
             node.engine_kind,
-            Text(SEVERITY_MARK[node.severity], SEVERITY_STYLE[node.severity]),
+            _severity(node.severity, node.ack),
+            node.state or "-",
             fmt(node.engine.running),
             fmt(node.engine.waiting),
             fmt(node.engine.kv_cache_usage, ".0f", 100, "%"),
@@ -231,7 +249,17 @@ def snapshot_table(snapshot: Snapshot, height: int | None = None) -> Any:
         hidden = ordered[len(shown) :]
         worst = max(n.severity for n in hidden)
         nodes.add_row(f"… {len(hidden)} more", "", Text(SEVERITY_MARK[worst], "dim"))
-    lines = [f"{node.name}: {'; '.join(node.reasons)}" for node in reasons]
+    lines = [
+        f"gateway {g.name}: {g.replicas_up if g.replicas_up is not None else '?'}/"
+        f"{g.replicas_total} replicas {SEVERITY_MARK[g.severity]}"
+        + (f": {'; '.join(g.reasons)}" if g.reasons else "")
+        for g in snapshot.gateways
+    ]
+    lines += [
+        f"drift {d.target}: expected {d.expected}, shows {d.observed}; re-apply: {d.reapply}"
+        for d in snapshot.drift
+    ]
+    lines += [f"{node.name}: {'; '.join(node.reasons)}" for node in reasons]
     if len(reasons) < len(troubled):
         lines.append(f"… {len(troubled) - len(reasons)} more nodes in trouble")
     trouble = Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
@@ -239,6 +267,14 @@ def snapshot_table(snapshot: Snapshot, height: int | None = None) -> Any:
     if len(snapshot.nodes) == 1:  # one host (the local watch): its GPUs one by one
         parts[5:5] = [Text(""), gpu_table(snapshot.nodes[0])]
     return Group(*parts)
+
+
+def _severity(severity: Severity, ack: Ack | None) -> Any:
+    from rich.text import Text
+
+    if ack is not None:  # acknowledged: shown, but not as an alarm
+        return Text(f"◌ ack {severity.label}", "dim")
+    return Text(SEVERITY_MARK[severity], SEVERITY_STYLE[severity])
 
 
 def gpu_table(node: NodeStatus) -> Any:
