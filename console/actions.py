@@ -234,6 +234,7 @@ class Actions:
             replicas,
             lambda e: driver.set_server_state(e, backend, server, state),
             self._timeout(plan),
+            f"{backend}/{server} → {state}",
         )
 
     async def _server_state(self, plan: Plan, say: Progress, deadline: float) -> Outcome:
@@ -267,7 +268,10 @@ class Actions:
         backend = str(plan.details["backend"])
         driver = self._driver(plan)
         changes = await fan_out(
-            plan.replicas, lambda e: driver.set_map(e, map_file, key, backend), self._timeout(plan)
+            plan.replicas,
+            lambda e: driver.set_map(e, map_file, key, backend),
+            self._timeout(plan),
+            f"{map_file} {key} → {backend}",
         )
         say(f"route: {sum(c.ok for c in changes)}/{len(changes)} replicas changed")
         done = [c.where for c in changes if c.ok]

@@ -36,7 +36,7 @@ class Change:
         return {"where": self.where, "ok": self.ok, "detail": self.detail}
 
 
-async def _bounded(where: str, call: Awaitable[object], limit_s: float) -> Change:
+async def _bounded(where: str, call: Awaitable[object], limit_s: float, what: str) -> Change:
     try:
         await asyncio.wait_for(call, limit_s)
     except GatewayError as exc:
@@ -45,16 +45,18 @@ async def _bounded(where: str, call: Awaitable[object], limit_s: float) -> Chang
         return Change(where, False, f"no answer within {limit_s:g} s")
     except FleetdeckError as exc:
         return Change(where, False, str(exc))
-    return Change(where, True)
+    return Change(where, True, what)
 
 
 async def fan_out(
     endpoints: Sequence[str],
     step: Callable[[str], Awaitable[object]],
     limit_s: float,
+    what: str,
 ) -> list[Change]:
-    """`step` on every endpoint at once; one Change each, in the endpoints' order."""
-    return list(await asyncio.gather(*(_bounded(e, step(e), limit_s) for e in endpoints)))
+    """`step` on every endpoint at once; one Change each (`what` it did, or why it failed),
+    in the endpoints' order."""
+    return list(await asyncio.gather(*(_bounded(e, step(e), limit_s, what) for e in endpoints)))
 
 
 async def read_replicas(

@@ -25,12 +25,21 @@ class Step:
     says: str  # what an operator would notice
 
 
-INCIDENT = (
-    Step(20, 1, {"fault": "bad_deploy"}, "bad deploy on {node}: its error rate climbs"),
-    Step(40, 4, {"waiting": 180, "running": 8}, "traffic spike on {node}: its queue grows"),
-    Step(60, 6, {"fault": {"kind": "xid", "gpu": 3}}, "{node}: GPU 3 fell off the bus (XID 79)"),
-    Step(90, 1, {"fault": None}, "{node} rolled back: errors stop"),
-    Step(100, 4, {"waiting": None, "running": None}, "spike on {node} is over"),
+INCIDENT = (  # on primary pools (pool-a, pool-c), which carry the traffic
+    Step(
+        20,
+        0,
+        {"fault": "bad_deploy"},
+        "bad deploy on {node}: errors climb; try: fleetdeck rollback {node}",
+    ),
+    Step(40, 2, {"waiting": 180, "running": 8}, "traffic spike on {node}: its queue grows"),
+    Step(
+        60,
+        4,
+        {"fault": {"kind": "xid", "gpu": 3}},
+        "{node}: GPU 3 fell off the bus; try: fleetdeck drain {node}",
+    ),
+    Step(130, 2, {"waiting": None, "running": None}, "spike on {node} is over"),
 )
 
 

@@ -20,8 +20,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-INTRO = "a simulated fleet on loopback; an incident starts in 20 s. Ctrl-C quits."
-QUIET = "a simulated fleet on loopback. Ctrl-C quits."
+INTRO = "incident in 20 s; meanwhile try: fleetdeck failover pool-a. Ctrl-C quits."
+QUIET = "a simulated fleet on loopback; try: fleetdeck drain node-001. Ctrl-C quits."
+HINT = "to act, in another shell: export FLEETDECK_CONFIG={config}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,27 +40,30 @@ async def _demo(args: argparse.Namespace) -> None:
     from console.collector import Collector
     from console.config import load_config
     from console.demo import run_incident
-    from console.headless import plugins, with_interval
+    from console.headless import audit_overlay, plugins, with_interval
     from console.liveview import show_live
     from console.sim import SimFleet
 
     events: list[str] = []
-    async with SimFleet(nodes=args.nodes, seed=args.seed, gpus=8) as fleet:
-        with tempfile.TemporaryDirectory(prefix="fleetdeck-demo-") as folder:
+    fleet = SimFleet(nodes=args.nodes, seed=args.seed, gpus=8, gateway=True, gateway_replicas=2)
+    with tempfile.TemporaryDirectory(prefix="fd-") as folder:
+        async with fleet:
+            # the config outlives nothing but the demo: other shells act on the fleet with it
             path = Path(folder) / "fleet.yaml"
             path.write_text(fleet.config_yaml(), encoding="utf-8")
             config = with_interval(load_config(path), args.interval)
-        collector = Collector(config, plugins())
-        incident = None
-        if not args.no_incident:
-            incident = asyncio.create_task(
-                run_incident(fleet.control_url, [n.name for n in fleet.nodes], events.append)
-            )
-        intro = QUIET if args.no_incident else INTRO
-        try:
-            await show_live(collector, lambda: events[-2:] or [intro], args.count)
-        finally:
-            if incident is not None:
-                incident.cancel()
-                await asyncio.gather(incident, return_exceptions=True)
-            await collector.aclose()
+            collector = Collector(config, plugins(), overlay=audit_overlay(config, args.audit_log))
+            incident = None
+            if not args.no_incident:
+                incident = asyncio.create_task(
+                    run_incident(fleet.control_url, [n.name for n in fleet.nodes], events.append)
+                )
+            intro = QUIET if args.no_incident else INTRO
+            hint = HINT.format(config=path)
+            try:
+                await show_live(collector, lambda: [hint, *(events[-2:] or [intro])], args.count)
+            finally:
+                if incident is not None:
+                    incident.cancel()
+                    await asyncio.gather(incident, return_exceptions=True)
+                await collector.aclose()
