@@ -339,10 +339,17 @@ class Actions:
                 return changes
             say(f"{node.name}: drained")
         async with AgentClient(node) as agent:
+            body = {"to": plan.request.to, "reason": plan.request.reason or "rollback"}
             try:
-                body = {"to": plan.request.to, "reason": plan.request.reason or "rollback"}
                 action_id = await agent.start("/v1/rollback", body)
-                say(f"{node.name}: rollback started ({action_id})")
+            except FleetdeckError as exc:
+                # nothing changed on the node: put it back in rotation before giving up
+                changes.append(Change(agent.url, False, str(exc)))
+                if plan.gateway is not None:
+                    changes += await self._set_servers(plan, server, "UP", plan.replicas)
+                return changes
+            say(f"{node.name}: rollback started ({action_id})")
+            try:
                 action = await agent.wait(action_id, deadline, self.clock)
             except (FleetdeckError, TimeoutError) as exc:
                 return [*changes, Change(agent.url, False, str(exc))]

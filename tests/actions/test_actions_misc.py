@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import yaml
 
+from console.identity import Identity
+from console.locks import TargetLocks, lock_folder
 from tests.actions.conftest import Edge, start_edge
 from tests.integration.conftest import fleetdeck
 
@@ -134,3 +136,65 @@ async def test_a_console_killed_mid_action_leaves_an_unfinished_intent(tmp_path:
         for replica in replicas:
             await replica.stop()
         await fleet.stop()
+
+
+async def test_a_held_lock_refuses_with_who_holds_it(edge: Edge) -> None:
+    holder = Identity("alice", "bastion-2", None)
+    with TargetLocks(lock_folder(edge.audit), ["node-001"], holder, action="drain"):
+        run = await edge.run("drain", "node-001", "--yes")
+    assert run.code == 1, run.stdout + run.stderr
+    assert "node-001: locked by alice@bastion-2" in run.stdout
+    assert await edge.states("node-001") == ["UP", "UP"]
+    after = await edge.run("drain", "node-001", "--yes")  # released: the next one goes ahead
+    assert after.code == 0
+
+
+async def test_the_prompt_on_a_terminal_asks_before_acting(edge: Edge) -> None:
+    async def answer(text: bytes) -> tuple[int, str]:
+        leader, follower = os.openpty()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "console",
+            "drain",
+            "node-001",
+            "-c",
+            str(edge.config),
+            "--audit-log",
+            str(edge.audit),
+            stdin=follower,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        os.close(follower)
+        try:
+            os.write(leader, text)
+            out, err = await asyncio.wait_for(process.communicate(), 30)
+        finally:
+            os.close(leader)
+        assert process.returncode is not None
+        return process.returncode, out.decode() + err.decode()
+
+    code, said = await answer(b"n\n")
+    assert code == 1 and "Proceed? [y/N]" in said and "not confirmed" in said
+    assert "drain node node-001 (pool pool-a)" in said  # the plan is shown before the question
+    assert await edge.states("node-001") == ["UP", "UP"]
+    code, said = await answer(b"y\n")
+    assert code == 0 and "verified" in said
+    assert await edge.states("node-001") == ["DRAIN", "DRAIN"]
+
+
+async def test_rollback_of_a_node_to_a_revision_and_a_busy_agent(edge: Edge) -> None:
+    node = edge.fleet.nodes[2]  # node-003, pool-b
+    run = await edge.run("rollback", node.name, "--to", "rev-1", "--yes")
+    assert run.code == 0, run.stdout + run.stderr
+    assert f"{node.name} serves rev-1" in run.stdout
+    async with httpx.AsyncClient(base_url=node.agent, timeout=5.0) as agent:
+        started = await agent.post("/v1/rollback", json={"to": "rev-2"})
+        assert started.status_code == 202
+        busy = await edge.run("rollback", node.name, "--to", "rev-1", "--yes")
+    assert busy.code == 2, busy.stdout + busy.stderr
+    assert "HTTP 409" in busy.stdout and busy.stdout.startswith("failed:")
+    assert "retry:" in busy.stdout
+    # the rollback never started: the node went back into rotation
+    assert await edge.states(node.name, backend="pool-b") == ["UP", "UP"]
