@@ -28,13 +28,13 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from console.headless import audit_overlay, load_fleet, measure, plugins
+    from console.headless import audit_overlay, load_fleet, measure, plugins, report_unfinished
     from console.render import snapshot_json, snapshot_table
 
     config = load_fleet(args.config)
-    snapshot = asyncio.run(
-        measure(config, plugins(), args.window, audit_overlay(config, args.audit_log))
-    )
+    overlay = audit_overlay(config, args.audit_log)
+    report_unfinished(overlay)
+    snapshot = asyncio.run(measure(config, plugins(), args.window, overlay))
     if args.output == "json":
         json.dump(snapshot_json(snapshot), sys.stdout, indent=2)
         sys.stdout.write("\n")
