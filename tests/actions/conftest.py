@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,6 @@ import pytest
 import yaml
 
 from console.builtin import haproxy
-from console.errors import FleetdeckError
 from console.gateway import ReplicaState
 from console.sim import SimFleet
 from console.sim.haproxy import (
@@ -30,24 +28,14 @@ from console.sim.haproxy import (
     HaproxyProcess,
     Timing,
     backends_for,
-    find_haproxy,
 )
+from tests.gateway.conftest import _haproxy_installed  # noqa: F401  (autouse: skip or fail)
 from tests.integration.conftest import Run, fleetdeck
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "console" / "schemas"
 FAST = Timing(connect_s=0.2, server_s=10.0, check_interval_s=0.1)
 COMPLETION = {"prompt": "ping", "max_tokens": 1}
 SETTLE_S = 5.0
-
-
-@pytest.fixture(autouse=True)
-def _haproxy_installed() -> None:
-    try:
-        find_haproxy()
-    except FleetdeckError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"{exc} (CI is set, so the action tests must run)")
-        pytest.skip(str(exc))
 
 
 @dataclass
