@@ -12,11 +12,13 @@ engine kind each, or, with `pools`, consecutive blocks of nodes. The served flee
 real time; `NodeModel` takes an injected clock for tests of the model itself.
 
 With `gateway=True` every pool is a backend (its nodes the servers, named like them) of one
-gateway, `edge`, with `gateway_replicas` independent replicas (gateway.py): pools pair up as
-primary and standby (pool-a's standby is pool-b, pool-c's is pool-d, ...), each primary has a
-route (the key is its name) and the nodes' modelled load follows the routes.
-`fleet.gateway.endpoints` are the replicas' runtime APIs (tcp://127.0.0.1:PORT) and
-`fleet.gateway.frontends` the first replica's frontend URL per route key.
+gateway, `edge`, with `gateway_replicas` independent replicas: pools pair up as primary and
+standby (pool-a's standby is pool-b, pool-c's is pool-d, ...), each primary has a route (the
+key is its name) and the nodes' modelled load follows the routes. The replicas are the sim's
+own (gateway.py), or with `haproxy=True` real `haproxy` processes (haproxy_gateway.py).
+`fleet.gateway.endpoints` are the replicas' runtime APIs (tcp://127.0.0.1:PORT),
+`fleet.gateway.frontends` the first replica's frontend URL per route key, and
+`fleet.config_yaml()` names either kind.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from console.sim.model import NodeModel
 
 if TYPE_CHECKING:
     from console.sim.gateway import SimGateway
+    from console.sim.haproxy_gateway import HaproxyGateway
 
 log = logging.getLogger("fleetdeck.sim")
 FILES_PER_NODE = 4  # two listening sockets and, typically, one open connection to each
@@ -71,6 +74,7 @@ class SimFleet:
         control_port: int = 0,
         gateway: bool = False,
         gateway_replicas: int = 1,
+        haproxy: bool = False,
     ) -> None:
         if nodes < 1:
             raise ValueError("a simulated fleet needs at least one node")
@@ -86,6 +90,8 @@ class SimFleet:
             raise ValueError("pools must be at least 1")
         if gateway_replicas < 1:
             raise ValueError("a gateway needs at least one replica")
+        if haproxy and not gateway:
+            raise ValueError("haproxy serves the gateway: it needs gateway=True")
         self.seed = seed
         self.gpus = gpus
         self.host = host
@@ -118,20 +124,29 @@ class SimFleet:
         self.names = frozenset(self.models)
         pool_names = list(dict.fromkeys(self._pools.values()))
         self.standby: dict[str, str] = {}  # primary pool -> its standby, with a gateway
-        self.gateway: SimGateway | None = None
+        self.gateway: SimGateway | HaproxyGateway | None = None
         if gateway:
             self.standby = dict(zip(pool_names[0::2], pool_names[1::2], strict=False))
-            self.gateway = self._gateway(pool_names[0::2], gateway_replicas)
+            self.gateway = self._gateway(pool_names[0::2], gateway_replicas, haproxy)
         self.control = ControlServer(self, host, control_port)
         self.nodes: list[SimNode] = []
 
-    def _gateway(self, primaries: Sequence[str], replicas: int) -> SimGateway:
-        from console.sim.gateway import SimGateway  # imports httpx: only for a fleet with one
-
+    def _gateway(
+        self, primaries: Sequence[str], replicas: int, haproxy: bool
+    ) -> SimGateway | HaproxyGateway:
+        """The gateway over every pool, each primary routed by a key named like it."""
         members: dict[str, list[str]] = {}
         for name, pool in self._pools.items():
             members.setdefault(pool, []).append(name)
         routes = {pool: pool for pool in primaries}
+        if haproxy:
+            from console.sim.haproxy_gateway import HaproxyGateway
+
+            return HaproxyGateway(
+                GATEWAY_NAME, members, routes, self.models, self.engines, replicas
+            )
+        from console.sim.gateway import SimGateway  # imports httpx: only for a fleet with one
+
         return SimGateway(
             GATEWAY_NAME, members, routes, self.models, self.engines, self.host, replicas
         )
@@ -160,6 +175,9 @@ class SimFleet:
         except OSError as exc:
             await self.stop()
             raise FleetdeckError(f"cannot listen on {self.host}: {exc.strerror}", "sim") from None
+        except BaseException:  # haproxy that does not start, a cancelled start
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         await self.control.server.close()

@@ -4,310 +4,42 @@ Its topology is the one the console's HAProxy config writer uses: every pool is 
 whose servers are the pool's nodes (`balance leastconn`); each route key has its own frontend
 port whose backend the route map names (`use_backend %[str(KEY),map(MAP,DEFAULT)]`), so
 `set map MAP KEY pool-b` fails that route over. Each replica has its own frontend ports,
-runtime API port and state (server states, weights, map, counters), as independent HAProxy
-processes do; all of them share the backends' nodes.
+runtime API port and state (server states, weights, map, counters: gateway_state.py), as
+independent HAProxy processes do; all of them share the backends' nodes. A request is relayed
+to the server least connections pick (relay.py), or answered 503 when there is none.
 
-Health checks are read off the nodes' faults: an engine that refuses, hangs, answers 500 or
-answers slower than the check timeout is DOWN. The modelled background flows through the
-gateway as well: each replica carries an equal share of each route's offered load (the demand
-of the route's own pool), spread by `routing.split_load` over what that replica can use, so a
-node is offered what reaches it, and the stats count that traffic beside the real requests.
+The modelled background flows through the gateway as well (loadflow.py): each replica carries
+an equal share of each route's offered load, spread over what that replica can use, so a node
+is offered what reaches it, and the stats count that traffic beside the real requests.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import partial
 
 import httpx
 
-from console.fleet import Route
-from console.gateway import BackendState, ReplicaState, ServerState
+from console.gateway import BackendState, ReplicaState
 from console.httpserver import HttpServer, Request, Response
 from console.sim.engine_server import EngineServer
-from console.sim.faults import Fault
+from console.sim.gateway_state import (
+    Availability,
+    SimBackend,
+    SimFrontend,
+    SimServer,
+    Traffic,
+    health_check,
+)
+from console.sim.loadflow import LoadFlow, pool_demand
 from console.sim.model import NodeModel
-from console.sim.routing import LoadSplit, Offer, split_load
-from console.sim.runtime_api import BACKEND, FRONTEND, SERVER, RuntimeApiServer, StatRow
-from console.sim.traffic import own_demand
-
-log = logging.getLogger("fleetdeck.sim.gateway")
+from console.sim.relay import NO_SERVER, relay, upstream_client
+from console.sim.routing import LoadSplit
+from console.sim.runtime_api import RuntimeApiServer, StatRow
 
 ROUTE_MAP = "/etc/haproxy/route.map"
-CHECK_TIMEOUT_S = 1.0  # an engine slower than this to answer its health check is DOWN
-UPSTREAM_TIMEOUT = httpx.Timeout(30.0, connect=1.0)  # HAProxy's `timeout server`, `connect`
 FIRST_PROXY_ID = 2  # HAProxy numbers proxies in declaration order after its own CLI proxy
-HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding"}
-    | {"upgrade", "host", "content-length", "content-type"}
-)
-NO_SERVER = Response(  # what HAProxy 2.6 answers when no server can take a request
-    503,
-    b"<html><body><h1>503 Service Unavailable</h1>\n"
-    b"No server is available to handle this request.\n</body></html>\n",
-    "text/html",
-    (("Cache-Control", "no-cache"),),
-)
-SERVER_TIMEOUT = Response(
-    504,
-    b"<html><body><h1>504 Gateway Time-out</h1>\n"
-    b"The server didn't respond in time.\n</body></html>\n",
-    "text/html",
-    (("Cache-Control", "no-cache"),),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """What a health check finds, in the words of HAProxy's stats."""
-
-    ok: bool
-    status: str  # check_status
-    code: int | None  # check_code
-    description: str  # check_desc
-    detail: str = ""  # last_chk
-    duration_ms: int = 1
-
-
-CHECK_PASSED = Check(True, "L7OK", 200, "Layer7 check passed")
-
-
-def health_check(fault: Fault | None) -> Check:
-    """The check of an engine with this fault (`GET /health`, as the real config checks)."""
-    kind = None if fault is None else fault.kind
-    if kind == "refuse":
-        return Check(False, "L4CON", None, "Layer4 connection problem", "Connection refused", 0)
-    slow_s = (fault.seconds or 0.0) if fault is not None and kind == "slow" else 0.0
-    if kind == "hang" or slow_s >= CHECK_TIMEOUT_S:
-        return Check(False, "L7TOUT", None, "Layer7 timeout", "", int(CHECK_TIMEOUT_S * 1000))
-    if kind == "http500":
-        return Check(False, "L7STS", 500, "Layer7 wrong status", "Internal Server Error")
-    if slow_s:
-        return Check(True, "L7OK", 200, "Layer7 check passed", "", int(slow_s * 1000))
-    return CHECK_PASSED
-
-
-@dataclass(slots=True)
-class Traffic:
-    """Requests through one frontend, backend or server of one replica: the real ones it
-    proxied and the modelled background."""
-
-    scur: int = 0  # real requests in flight
-    stot: int = 0
-    smax: int = 0
-    responses: list[int] = field(default_factory=lambda: [0] * 6)  # 1xx..5xx, other
-    bytes_in: int = 0
-    bytes_out: int = 0
-    modelled: float = 0.0  # background requests so far
-    modelled_5xx: float = 0.0
-    rate: float = 0.0  # background requests/s now
-    sessions: float = 0.0  # background requests in flight now
-
-    @property
-    def in_flight(self) -> int:
-        return self.scur + round(self.sessions)
-
-    @property
-    def total(self) -> int:
-        return self.stot + int(self.modelled)
-
-    @property
-    def errors(self) -> int:
-        return self.responses[4] + int(self.modelled_5xx)
-
-    def begin(self) -> None:
-        self.scur += 1
-        self.stot += 1
-        self.smax = max(self.smax, self.in_flight)
-
-    def end(self, status: int | None, bytes_in: int, bytes_out: int) -> None:
-        """One real request done; `status` None when the client left before the answer."""
-        self.scur -= 1
-        self.bytes_in += bytes_in
-        self.bytes_out += bytes_out
-        if status is not None:
-            self.responses[status // 100 - 1 if 100 <= status < 600 else 5] += 1
-
-    def flow(self, rate: float, failing: float, elapsed: float) -> None:
-        """`elapsed` seconds of background at `rate` requests/s, `failing` of them 5xx."""
-        self.rate += rate
-        self.modelled += rate * elapsed
-        self.modelled_5xx += failing * elapsed
-
-    def figures(self) -> dict[str, object]:
-        """The stats columns every kind of row fills from its traffic."""
-        successes = int(self.modelled - self.modelled_5xx)
-        return {
-            "scur": self.in_flight,
-            "smax": max(self.smax, self.in_flight),
-            "stot": self.total,
-            "bin": self.bytes_in,
-            "bout": self.bytes_out,
-            "rate": round(self.rate),
-            "hrsp_1xx": self.responses[0],
-            "hrsp_2xx": self.responses[1] + successes,
-            "hrsp_3xx": self.responses[2],
-            "hrsp_4xx": self.responses[3],
-            "hrsp_5xx": self.errors,
-            "hrsp_other": self.responses[5],
-            "req_tot": self.total,
-        }
-
-
-DOWN_WORDS = ("DOWN", "MAINT")  # out of service, for HAProxy's chkdown and downtime
-
-
-@dataclass(slots=True)
-class Availability:
-    """When a server or backend last changed status, and how long it has been out."""
-
-    changed_at: float
-    status: str = "UP"
-    downs: int = 0
-    down_s: float = 0.0
-
-    @property
-    def down(self) -> bool:
-        return self.status in DOWN_WORDS
-
-    def observe(self, status: str, now: float) -> None:
-        if status == self.status:
-            return
-        if self.down and status not in DOWN_WORDS:
-            self.down_s += now - self.changed_at
-        elif not self.down and status in DOWN_WORDS:
-            self.downs += 1
-        self.status, self.changed_at = status, now
-
-    def figures(self, now: float) -> dict[str, object]:
-        down_s = self.down_s + (now - self.changed_at if self.down else 0.0)
-        return {
-            "chkdown": self.downs,
-            "lastchg": int(now - self.changed_at),
-            "downtime": int(down_s),
-        }
-
-
-@dataclass(eq=False, slots=True)
-class SimServer:
-    """One server of a backend in one replica: a node, its admin state, weight and traffic."""
-
-    backend: str
-    name: str
-    sid: int
-    node: NodeModel
-    engine: EngineServer
-    availability: Availability
-    admin: str = "ready"  # ready, drain or maint, as `set server ... state` takes them
-    weight: int = 1
-    initial_weight: int = 1
-    traffic: Traffic = field(default_factory=Traffic)
-    check: Check = CHECK_PASSED
-    last_pick: int = 0
-
-    @property
-    def status(self) -> str:
-        """HAProxy's status word (here always a canonical state too)."""
-        if self.admin == "maint":
-            return "MAINT"
-        if not self.check.ok:
-            return "DOWN"
-        return "DRAIN" if self.admin == "drain" else "UP"
-
-    @property
-    def usable(self) -> bool:
-        return self.status == "UP" and self.weight > 0
-
-    @property
-    def addr(self) -> str:
-        return f"{self.engine.server.host}:{self.engine.server.port}"
-
-    def stat_row(self, iid: int, now: float) -> StatRow:
-        check = self.check
-        checking = self.admin != "maint"  # HAProxy shows no check in maintenance
-        values = {
-            **self.traffic.figures(),
-            **self.availability.figures(now),
-            "qcur": 0,
-            "status": self.status,
-            "weight": self.weight,
-            "uweight": self.weight,
-            "chkfail": self.availability.downs,
-            "lbtot": self.traffic.total,
-            "addr": self.addr,
-            "check_status": check.status if checking else None,
-            "check_code": check.code if checking else None,
-            "check_duration": check.duration_ms if checking else None,
-            "last_chk": check.detail if checking else None,
-            "check_desc": check.description if checking else None,
-            "check_rise": 2 if checking else None,
-            "check_fall": 3 if checking else None,
-            "check_health": (4 if check.ok else 0) if checking else None,
-        }
-        return StatRow(self.backend, self.name, SERVER, iid, self.sid, values)
-
-    def state(self) -> ServerState:
-        return ServerState(
-            backend=self.backend,
-            server=self.name,
-            state=self.status,
-            status=self.status,
-            weight=self.weight,
-            scur=self.traffic.in_flight,
-            qcur=0,
-            stot=self.traffic.total,
-            hrsp_5xx=self.traffic.errors,
-            check_status=self.check.status if self.admin != "maint" else None,
-        )
-
-
-@dataclass(eq=False, slots=True)
-class SimBackend:
-    name: str
-    iid: int
-    servers: list[SimServer]
-    availability: Availability
-    traffic: Traffic = field(default_factory=Traffic)
-
-    @property
-    def status(self) -> str:
-        return "UP" if any(server.usable for server in self.servers) else "DOWN"
-
-    def stat_row(self, now: float) -> StatRow:
-        usable = [server for server in self.servers if server.usable]
-        weight = sum(server.weight for server in usable)
-        values = {
-            **self.traffic.figures(),
-            **self.availability.figures(now),
-            "qcur": 0,
-            "status": self.status,
-            "weight": weight,
-            "uweight": weight,
-            "act": len(usable),
-            "lbtot": sum(server.traffic.total for server in self.servers),
-        }
-        return StatRow(self.name, "BACKEND", BACKEND, self.iid, 0, values)
-
-
-@dataclass(eq=False, slots=True)
-class SimFrontend:
-    key: str  # the route key it looks up in the map
-    backend: str  # the map's default: the route's own backend
-    iid: int
-    server: HttpServer
-    traffic: Traffic = field(default_factory=Traffic)
-
-    @property
-    def name(self) -> str:
-        return f"route-{self.key}"
-
-    def stat_row(self) -> StatRow:
-        values = {**self.traffic.figures(), "req_rate": round(self.traffic.rate)}
-        values["conn_tot"] = values["stot"]
-        return StatRow(self.name, "FRONTEND", FRONTEND, self.iid, 0, values)
 
 
 class GatewayReplica:
@@ -358,7 +90,7 @@ class GatewayReplica:
         return {key: frontend.server.url for key, frontend in self.frontends.items()}
 
     async def start(self) -> None:
-        self.client = httpx.AsyncClient(timeout=UPSTREAM_TIMEOUT, trust_env=False)
+        self.client = upstream_client()
         for frontend in self.frontends.values():
             await frontend.server.start()
         await self.api.start()
@@ -500,54 +232,18 @@ class GatewayReplica:
             traffic.begin()
         response: Response | None = None
         try:
-            response = NO_SERVER if server is None else await self._relay(server, request)
+            if server is None:
+                response = NO_SERVER
+            else:
+                assert self.client is not None, "the replica is not started"
+                label = f"{server.backend}/{server.name}"
+                response = await relay(self.client, server.engine.server.url, request, label)
             return response
         finally:
             status = None if response is None else response.status
             sent = 0 if response is None else len(response.body)
             for traffic in counted:
                 traffic.end(status, len(request.body), sent)
-
-    async def _relay(self, server: SimServer, request: Request) -> Response:
-        assert self.client is not None, "the replica is not started"
-        target = server.engine.server.url + request.path
-        if request.query:
-            target += "?" + request.query
-        headers = [
-            (name, value) for name, value in request.headers.items() if name not in HOP_BY_HOP
-        ]
-        try:
-            answer = await self.client.request(
-                request.method, target, content=request.body, headers=headers
-            )
-        except httpx.TimeoutException:
-            return SERVER_TIMEOUT
-        except httpx.TransportError as exc:  # HAProxy answers 503 when it cannot reach one
-            log.info("%s/%s: %s", server.backend, server.name, exc)
-            return NO_SERVER
-        return Response(
-            answer.status_code,
-            answer.content,
-            answer.headers.get("content-type", "application/octet-stream"),
-            tuple(
-                (name, value) for name, value in answer.headers.items() if name not in HOP_BY_HOP
-            ),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Intake:
-    """The requests/s offered to a node at t: its shares of routes' demands."""
-
-    shares: tuple[tuple[float, tuple[NodeModel, ...]], ...]  # (share, the route's pool)
-
-    def __call__(self, t: float) -> float:
-        return sum(share * pool_demand(pool, t) for share, pool in self.shares)
-
-
-def pool_demand(pool: Sequence[NodeModel], t: float) -> float:
-    """What a pool's clients send at t: the sum of its nodes' own demand."""
-    return sum(own_demand(node.profile, node.shape, t) for node in pool)
 
 
 class SimGateway:
@@ -583,10 +279,7 @@ class SimGateway:
         self.host = host
         self.clock = clock
         self.epoch = min(models[node].epoch for nodes in backends.values() for node in nodes)
-        self.pools = {
-            key: tuple(models[node] for node in self.backends[backend])
-            for key, backend in self.routes.items()
-        }
+        self.flow = LoadFlow(self.backends, self.routes, ROUTE_MAP, models)
         self.replicas = [GatewayReplica(self) for _ in range(replicas)]
         self._synced = clock()
         self._in_flight_shares: dict[str, list[float]] = {}  # node -> share per replica
@@ -624,7 +317,7 @@ class SimGateway:
         self._synced = now
         demand = {
             key: pool_demand(pool, now - self.epoch) / len(self.replicas)
-            for key, pool in self.pools.items()
+            for key, pool in self.flow.pools.items()
         }
         for replica in self.replicas:
             replica.observe(now)
@@ -636,24 +329,9 @@ class SimGateway:
         """Split each route again after a change of state, weight, map or health, and offer
         every node what now reaches it (its counters counted up to now at the old rate)."""
         self.sync()
-        offers = {
-            key: [Offer(Route(ROUTE_MAP, key), backend, 1.0)]
-            for key, backend in self.routes.items()
-        }
-        shares: dict[str, dict[str, float]] = {
-            node: {} for nodes in self.backends.values() for node in nodes
-        }
         for replica in self.replicas:
-            replica.splits = {
-                key: split_load(replica.view(), offer) for key, offer in offers.items()
-            }
-            for key, split in replica.splits.items():
-                for (backend, server), share in split.servers.items():
-                    node = replica.servers[(backend, server)].node.name
-                    shares[node][key] = shares[node].get(key, 0.0) + share / len(self.replicas)
-        for node, by_route in shares.items():
-            intake = tuple((share, self.pools[key]) for key, share in by_route.items())
-            self.models[node].set_demand(Intake(intake))
+            replica.splits = self.flow.splits(replica.view())
+        self.flow.offer([replica.splits for replica in self.replicas])
         self.sync()
 
     def _share_in_flight(self) -> None:

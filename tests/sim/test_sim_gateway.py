@@ -19,10 +19,12 @@ import pytest
 from console.config import check_config
 from console.fleet import Route
 from console.gateway import ReplicaState, ServerState
+from console.httpserver import HttpServer, Response
 from console.sim import SimFleet
 from console.sim.engine_server import EngineServer
 from console.sim.engines import ENGINES
-from console.sim.gateway import ROUTE_MAP, SimGateway, pool_demand
+from console.sim.gateway import ROUTE_MAP, SimGateway
+from console.sim.loadflow import pool_demand
 from console.sim.model import NodeModel
 from console.sim.routing import Offer, split_load
 from console.sim.runtime_api import STAT_HEADER, answer_line
@@ -314,10 +316,27 @@ async def test_no_usable_server_answers_503_as_haproxy_does(
     )
     answer = await complete(client, fleet.gateway.frontends["pool-a"])
     assert answer.status_code == 503 and "No server is available" in answer.text
+    assert answer.reason_phrase == "Service Unavailable"
     rows = await stat(fleet.gateway.endpoint)
     assert rows[("pool-a", "BACKEND")]["hrsp_5xx"] == "1"
     assert rows[("pool-a", "BACKEND")]["status"] == "DOWN"
     assert rows[("pool-a", "node-002")]["status"] == "UP"  # weight 0 is still UP
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [(502, "Bad Gateway"), (503, "Service Unavailable"), (504, "Gateway Timeout")],
+)
+async def test_a_gateways_error_answers_carry_their_reason_phrase(
+    status: int, reason: str, client: httpx.AsyncClient
+) -> None:
+    server = HttpServer(lambda request: Response(status, b""), "127.0.0.1")
+    await server.start()
+    try:
+        answer = await client.get(server.url)
+    finally:
+        await server.close()
+    assert (answer.status_code, answer.reason_phrase) == (status, reason)
 
 
 async def test_least_connections_by_weight_and_drain_lets_in_flight_finish(
@@ -515,6 +534,11 @@ async def test_config_names_the_gateway_routes_standbys_and_servers(
     assert (standby.gateway, standby.route, standby.standby) == ("edge", None, None)
     assert primary.min_healthy == standby.min_healthy == 1
     assert [node.server for node in config.nodes] == [node.name for node in fleet.nodes]
+
+
+def test_haproxy_serves_the_gateway_so_it_needs_one() -> None:
+    with pytest.raises(ValueError, match="needs gateway=True"):
+        SimFleet(nodes=2, gpus=1, haproxy=True)
 
 
 def test_the_sim_command_serves_a_gateway_and_names_its_endpoints() -> None:
