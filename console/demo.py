@@ -1,6 +1,8 @@
 """The embedded default: a simulated fleet on loopback, watched live, with a scripted incident.
 
-The incident is driven through the sim's control API, exactly as a drill would drive it: a bad
+The fleet sits behind a gateway of two replicas, the sim's own or real `haproxy` processes; a
+fleet.yaml naming it lets `fleetdeck drain|failover ...` act on it from another shell. The
+incident is driven through the sim's control API, exactly as a drill would drive it: a bad
 deploy raises one node's error rate, a traffic spike grows another's queue, and a GPU falls off
 the bus on a third. Each step is printed when it happens, so a newcomer sees what to look for.
 """
@@ -14,7 +16,12 @@ from typing import Any
 
 import httpx
 
+from console.sim import SimFleet
+from console.sim.haproxy import find_haproxy
+
 CONTROL_TIMEOUT = 5.0
+GPUS = 8
+GATEWAY_REPLICAS = 2
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,21 @@ INCIDENT = (  # on primary pools (pool-a, pool-c), which carry the traffic
     ),
     Step(130, 2, {"waiting": None, "running": None}, "spike on {node} is over"),
 )
+
+
+def demo_fleet(nodes: int, seed: int, haproxy: bool = False) -> SimFleet:
+    """The demo's fleet, not started: with `haproxy`, its gateway is real haproxy processes
+    (FleetdeckError at once when haproxy is not installed)."""
+    if haproxy:
+        find_haproxy()
+    return SimFleet(
+        nodes=nodes,
+        seed=seed,
+        gpus=GPUS,
+        gateway=True,
+        gateway_replicas=GATEWAY_REPLICAS,
+        haproxy=haproxy,
+    )
 
 
 async def run_incident(

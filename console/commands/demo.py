@@ -17,11 +17,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--interval", type=duration, default=1.0, metavar="DURATION")
     parser.add_argument("--count", type=positive_int, metavar="N", help="stop after N refreshes")
     parser.add_argument("--no-incident", action="store_true", help="leave the fleet healthy")
+    parser.add_argument(
+        "--haproxy",
+        action="store_true",
+        help="put real haproxy processes in front of the nodes instead of the sim's gateway",
+    )
     parser.set_defaults(func=run)
 
 
-INTRO = "incident in 20 s; meanwhile try: fleetdeck failover pool-a. Ctrl-C quits."
-QUIET = "a simulated fleet on loopback; try: fleetdeck drain node-001. Ctrl-C quits."
+INTROS = {  # (with the incident, behind haproxy) -> the note shown until the incident speaks
+    (True, False): "incident in 20 s; meanwhile try: fleetdeck failover pool-a. Ctrl-C quits.",
+    (True, True): "real haproxy; incident in 20 s; try: fleetdeck failover pool-a. Ctrl-C quits.",
+    (False, False): "a simulated fleet on loopback; try: fleetdeck drain node-001. Ctrl-C quits.",
+    (False, True): "nodes behind real haproxy; try: fleetdeck drain node-001. Ctrl-C quits.",
+}
 HINT = "to act, in another shell: export FLEETDECK_CONFIG={config}"
 
 
@@ -39,13 +48,12 @@ async def _demo(args: argparse.Namespace) -> None:
 
     from console.collector import Collector
     from console.config import load_config
-    from console.demo import run_incident
+    from console.demo import demo_fleet, run_incident
     from console.headless import audit_overlay, plugins, with_interval
     from console.liveview import show_live
-    from console.sim import SimFleet
 
     events: list[str] = []
-    fleet = SimFleet(nodes=args.nodes, seed=args.seed, gpus=8, gateway=True, gateway_replicas=2)
+    fleet = demo_fleet(args.nodes, args.seed, args.haproxy)
     with tempfile.TemporaryDirectory(prefix="fd-") as folder:
         async with fleet:
             # the config outlives nothing but the demo: other shells act on the fleet with it
@@ -58,7 +66,7 @@ async def _demo(args: argparse.Namespace) -> None:
                 incident = asyncio.create_task(
                     run_incident(fleet.control_url, [n.name for n in fleet.nodes], events.append)
                 )
-            intro = QUIET if args.no_incident else INTRO
+            intro = INTROS[(not args.no_incident, args.haproxy)]
             hint = HINT.format(config=path)
             try:
                 await show_live(collector, lambda: [hint, *(events[-2:] or [intro])], args.count)

@@ -29,11 +29,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 from urllib.parse import urlsplit
 
 from console.errors import FleetdeckError
-from console.sim.fleet import SimNode
+
+if TYPE_CHECKING:
+    from console.sim.fleet import SimNode
 
 MAP_NAME = "route.map"
 CONFIG_NAME = "haproxy.cfg"

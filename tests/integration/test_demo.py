@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from console.demo import Step, run_incident
@@ -32,3 +35,21 @@ async def test_incident_steps_drive_the_sim(sim_factory: Any, control_factory: A
     truth = await control_factory(fleet).truth()
     assert truth[names[1]]["fault"] is not None
     assert truth[names[2]]["waiting"] == 150
+
+
+def test_demo_behind_haproxy_without_haproxy_says_so_in_one_line(tmp_path: Path) -> None:
+    hide_haproxy = (  # neither on PATH (empty) nor in the folders Debian installs it in
+        "import sys, console.sim.haproxy as found; found.SBIN_FOLDERS = ()\n"
+        "from console.cli import main; sys.exit(main(['demo', '--haproxy']))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", hide_haproxy],
+        env={"PATH": "", "XDG_STATE_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 78 and run.stdout == ""
+    assert (
+        run.stderr.startswith("fleetdeck: sim: haproxy not found") and run.stderr.count("\n") == 1
+    )
