@@ -35,6 +35,7 @@ from console.exitcodes import Exit
 from console.fleet import FleetConfig, NodeConfig
 from console.gateway import GatewayDriver, ReplicaState
 from console.locks import LockHeld, TargetLocks, lock_folder
+from console.model import Snapshot
 from console.plans import Plan, Planner, Request
 
 log = logging.getLogger("fleetdeck.actions")
@@ -100,8 +101,10 @@ class Actions:
         self.clock = clock
         self.command_prefix = tuple(command_prefix)  # how retry/revert commands start
 
-    def plan(self, request: Request) -> Plan:
-        return self.planner.plan(request, self.collector.build(), self.collector.gateways)
+    def plan(self, request: Request, snapshot: Snapshot | None = None) -> Plan:
+        """The plan on `snapshot` (the TUI's latest), else on a snapshot built now."""
+        current = snapshot if snapshot is not None else self.collector.build()
+        return self.planner.plan(request, current, self.collector.gateways)
 
     # --- execute ----------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "agent",
     "act",
     "audit",
+    "tui",
 )
 
 

@@ -130,6 +130,7 @@ class Collector:
         self._random = random.Random(seed)
         self._concurrency = concurrency
         self._subscribers: list[asyncio.Queue[Snapshot]] = []
+        self._wake = asyncio.Event()  # set by refresh_now(): the loop's next tick comes at once
 
     # --- scraping -------------------------------------------------------------------------
 
@@ -184,6 +185,14 @@ class Collector:
     async def scrape_again(self) -> None:
         """Another round over the targets that answered the last one, and the gateways."""
         await self._round([t for t in self.targets if t.up], self.gateways)
+
+    def refresh_now(self) -> None:
+        """Make every target and gateway due, and wake the running loop to read them now."""
+        for target in self.targets:
+            target.next_due = 0.0
+        for watch in self.gateways:
+            watch.next_due = 0.0
+        self._wake.set()
 
     async def read_gateways(self) -> None:
         """Every gateway's replicas now (actions read the gateways again before verifying)."""
@@ -240,7 +249,12 @@ class Collector:
             if delay < 0:  # fell behind: skip the missed ticks rather than bunching them
                 next_tick = self.clock()
                 delay = 0
-            await asyncio.sleep(delay)
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except TimeoutError:
+                continue
+            self._wake.clear()
+            next_tick = self.clock()
 
     async def snapshots(self) -> AsyncIterator[Snapshot]:
         """Run the loop and yield each published snapshot (newest only, if the reader lags)."""

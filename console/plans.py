@@ -84,6 +84,27 @@ class Plan:
             **self.details,  # e.g. backend, server, state, map, key, until
         }
 
+    def lines(self) -> list[str]:
+        """The plan for people: summary, blast radius, steps, warnings, refusal."""
+        lines = [self.summary]
+        radius = [
+            f"nodes: {', '.join(self.nodes) or '-'}",
+            f"pools: {', '.join(self.pools) or '-'}",
+        ]
+        if self.gateway:
+            radius.append(f"gateway: {self.gateway} ({len(self.replicas)} replica(s))")
+        if self.in_flight is not None:
+            radius.append(f"in flight: {self.in_flight:g}")
+        lines.append("  " + "   ".join(radius))
+        lines += [f"  step: {step}" for step in self.steps]
+        lines += [f"  skipped: {replica} (unreachable)" for replica in self.skipped]
+        lines += [f"  warning: {warning}" for warning in self.warnings]
+        if self.noop:
+            lines.append("  already as asked: nothing to change")
+        if self.refusal:
+            lines.append(f"  refused: {self.refusal}")
+        return lines
+
 
 def _load(node: NodeStatus) -> float:
     return (node.engine.running or 0.0) + (node.engine.waiting or 0.0)

@@ -160,26 +160,8 @@ def _show_plan(plan: Plan, output: str, stream: Any) -> None:
     if output == "json":
         print(json.dumps({"schema_version": 1, "plan": plan.as_json()}), file=stream)
         return
-    for line in plan_lines(plan):
+    for line in plan.lines():
         print(line, file=stream)
-
-
-def plan_lines(plan: Plan) -> list[str]:
-    lines = [plan.summary]
-    radius = [f"nodes: {', '.join(plan.nodes) or '-'}", f"pools: {', '.join(plan.pools) or '-'}"]
-    if plan.gateway:
-        radius.append(f"gateway: {plan.gateway} ({len(plan.replicas)} replica(s))")
-    if plan.in_flight is not None:
-        radius.append(f"in flight: {plan.in_flight:g}")
-    lines.append("  " + "   ".join(radius))
-    lines += [f"  step: {step}" for step in plan.steps]
-    lines += [f"  skipped: {replica} (unreachable)" for replica in plan.skipped]
-    lines += [f"  warning: {warning}" for warning in plan.warnings]
-    if plan.noop:
-        lines.append("  already as asked: nothing to change")
-    if plan.refusal:
-        lines.append(f"  refused: {plan.refusal}")
-    return lines
 
 
 def _show_outcome(outcome: Outcome, output: str) -> None:

@@ -1,0 +1,36 @@
+"""`fleetdeck tui`: the live fleet console (also plain `fleetdeck` when a fleet config is found)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from console.cli import add_common
+
+    parser = subparsers.add_parser("tui", help="the live fleet console (the default)")
+    add_common(parser)
+    parser.add_argument("--read-only", action="store_true", help="refuse every action")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from console.actions import Actions, audit_path
+    from console.audit import AuditLog
+    from console.collector import Collector
+    from console.headless import load_fleet, plugins
+    from console.history import History
+    from console.overlay import AuditOverlay
+    from console.tui.app import FleetdeckApp
+    from console.tui.feed import CollectorFeed
+
+    config = load_fleet(args.config)
+    path = audit_path(args.audit_log)
+    collector = Collector(config, plugins(), overlay=AuditOverlay(path, config), history=History())
+    read_only = args.read_only or config.read_only
+    actions = Actions(config, collector, AuditLog(path), read_only=read_only)
+    app = FleetdeckApp(
+        CollectorFeed(collector), actions, read_only=read_only, commands=config.commands
+    )
+    app.run()
+    return 0

@@ -1,0 +1,1 @@
+"""The Textual console: the fleet screen, details and one-key actions."""

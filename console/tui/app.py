@@ -1,0 +1,219 @@
+"""The Fleetdeck TUI: the fleet screen, details, and one-key actions through the action engine.
+
+Snapshots arrive from a feed running in a worker; the app keeps the latest and shows it unless
+paused (the data keeps coming while paused; `r` reads the fleet now). Action keys plan through
+`console.actions.Actions` on the latest snapshot, show the plan in a confirm modal, and run the
+confirmed action in a worker; the outcome is a notification (a partial one stays until
+dismissed) and the rows show the new state with the next snapshot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+
+from textual.app import App
+from textual.binding import Binding
+
+from console.actions import Actions, Outcome
+from console.fleet import CommandConfig
+from console.model import NodeStatus, PoolStatus, Snapshot
+from console.plans import Plan, Request
+from console.tui.confirm import ConfirmModal
+from console.tui.feed import Feed
+from console.tui.fleet import FleetScreen
+from console.tui.help import HelpScreen, binding_rows
+from console.tui.rows import DEFAULT_PALETTE
+
+ACK_FOR_S = 1800.0  # `a` silences an alert for 30 minutes
+OUTCOME_SEVERITY = {
+    "verified": "information",
+    "noop": "information",
+    "refused": "warning",
+    "failed": "error",
+    "partial": "error",
+    "verify_timeout": "warning",
+}
+
+
+class FleetdeckApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "fleetdeck"
+    BINDINGS = [
+        Binding("q", "quit_safely", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("p", "pause", "Pause"),
+        Binding("r", "refresh", "Refresh"),
+        Binding("d", "drain", "Drain"),
+        Binding("u", "undrain", "Undrain"),
+        Binding("f", "failover", "Failover"),
+        Binding("F", "failback", "Failback", key_display="F"),
+        Binding("b", "rollback", "Rollback"),
+        Binding("a", "ack", "Ack 30m"),
+    ]
+
+    def __init__(
+        self,
+        feed: Feed,
+        actions: Actions | None = None,
+        *,
+        read_only: bool = False,
+        commands: tuple[CommandConfig, ...] = (),
+        palette: Mapping[str, str] = DEFAULT_PALETTE,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.feed = feed
+        self.actions = actions
+        self.read_only = read_only
+        self.commands = commands
+        self.palette = palette
+        self.clock = clock
+        self.latest: Snapshot | None = None
+        self.paused = False
+        self.running: dict[str, Plan] = {}  # actions in flight, by audit target
+        for command in commands:
+            if command.key is not None and not (read_only and command.dangerous):
+                self.bind(command.key, f"command('{command.name}')", description=command.name)
+
+    def on_mount(self) -> None:
+        self.fleet = FleetScreen(self.palette, self.clock)
+        self.push_screen(self.fleet)
+        self.run_worker(self.feed.run(self.publish), name="feed", exclusive=True)
+
+    # --- snapshots --------------------------------------------------------------------
+
+    def publish(self, snapshot: Snapshot) -> None:
+        self.latest = snapshot
+        if not self.paused:
+            self.fleet.apply(snapshot)
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        self.fleet.paused = self.paused
+        if not self.paused and self.latest is not None:
+            self.fleet.apply(self.latest)
+        else:
+            self.fleet.redraw()
+        self.notify("paused: the view is frozen, data still arrives" if self.paused else "live")
+
+    def action_refresh(self) -> None:
+        self.feed.refresh()
+
+    # --- help and quitting ------------------------------------------------------------
+
+    def action_help(self) -> None:
+        active = [(key, binding.binding) for key, binding in self.screen.active_bindings.items()]
+        self.push_screen(HelpScreen(binding_rows(active)))
+
+    def action_quit_safely(self) -> None:
+        if not self.running:
+            self.exit()
+            return
+        names = ", ".join(plan.summary for plan in self.running.values())
+        question = Plan(
+            Request("quit", "fleetdeck"),
+            f"quit while running: {names}",
+            warnings=("the action keeps its intent in the audit log and shows as unfinished",),
+        )
+        self.push_screen(
+            ConfirmModal(question), lambda answer: self.exit() if answer is not None else None
+        )
+
+    # --- actions ----------------------------------------------------------------------
+
+    def _node(self) -> NodeStatus | None:
+        chosen = self.fleet.selected()
+        return chosen if isinstance(chosen, NodeStatus) else None
+
+    def action_drain(self) -> None:
+        self._on_node("drain")
+
+    def action_undrain(self) -> None:
+        self._on_node("undrain")
+
+    def action_failover(self) -> None:
+        self._on_pool("failover")
+
+    def action_failback(self) -> None:
+        self._on_pool("failback")
+
+    def action_rollback(self) -> None:
+        chosen = self.fleet.selected()
+        if chosen is not None:
+            self.act(Request("rollback", chosen.name))
+
+    def action_ack(self) -> None:
+        chosen = self.fleet.selected()
+        if chosen is not None:
+            self.act(Request("ack", chosen.name, ack_for=ACK_FOR_S))
+
+    def action_command(self, name: str) -> None:
+        command = next(c for c in self.commands if c.name == name)
+        chosen: NodeStatus | PoolStatus | None
+        chosen = self.fleet.selected_pool() if command.scope == "pool" else self._node()
+        if command.scope == "gateway" and self.latest is not None and self.latest.gateways:
+            self.act(Request("command", self.latest.gateways[0].name, command=name))
+        elif chosen is not None:
+            self.act(Request("command", chosen.name, command=name), confirm=command.confirm)
+
+    def _on_node(self, action: str) -> None:
+        node = self._node()
+        if node is None:
+            self.notify(f"{action}: put the cursor on a node", severity="warning")
+            return
+        self.act(Request(action, node.name))
+
+    def _on_pool(self, action: str) -> None:
+        pool = self.fleet.selected_pool()
+        if pool is not None:
+            self.act(Request(action, pool.name))
+
+    def act(self, request: Request, confirm: bool = True) -> None:
+        """Plan on the latest snapshot, confirm in a modal, run in a worker."""
+        what = request.command or request.action
+        if self.actions is None:
+            self.notify(f"{what}: no fleet to act on", severity="warning")
+            return
+        if self.read_only and request.action != "command":
+            self.notify(f"read-only mode: {what} is disabled", severity="warning")
+            return
+        plan = self.actions.plan(request, self.latest)
+        if not confirm and plan.refusal is None:
+            self._run(plan, "")
+            return
+        self.push_screen(
+            ConfirmModal(plan),
+            lambda reason: self._run(plan, reason) if reason is not None else None,
+        )
+
+    def _run(self, plan: Plan, reason: str) -> None:
+        request = dataclasses.replace(plan.request, reason=reason or None)
+        plan = dataclasses.replace(plan, request=request)
+        key = plan.request.target
+        self.running[key] = plan
+        self.notify(f"running: {plan.summary}")
+        self.run_worker(self._execute(key, plan), name=f"action {key}", group="actions")
+
+    async def _execute(self, key: str, plan: Plan) -> None:
+        assert self.actions is not None
+        try:
+            outcome = await self.actions.execute(plan)
+        finally:
+            self.running.pop(key, None)
+        self._report(outcome)
+        self.action_refresh()
+
+    def _report(self, outcome: Outcome) -> None:
+        lines = [f"{outcome.status}: {outcome.plan.summary}"]
+        if outcome.detail:
+            lines.append(outcome.detail)
+        if outcome.status in ("partial", "failed", "verify_timeout") and outcome.retry:
+            lines.append(f"retry: {outcome.retry}")
+        sticky = outcome.status in ("partial", "failed")  # stays until dismissed
+        self.notify(
+            "\n".join(lines),
+            severity=OUTCOME_SEVERITY[outcome.status],  # type: ignore[arg-type]
+            timeout=None if sticky else 8,
+        )

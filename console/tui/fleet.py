@@ -1,0 +1,216 @@
+"""The fleet screen: a header line with the fleet's health at a glance, the pools, the nodes
+(worst first), and the gateways with any drift. Everything comes from the last snapshot; the
+screen only reads it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from console.model import NodeStatus, PoolStatus, Severity, Snapshot
+from console.render import SEVERITY_MARK, fmt
+from console.rules import total
+from console.tui.rows import NODE_COLUMNS, POOL_COLUMNS, Column, cells, fitting
+from console.tui.table import LiveTable
+
+# `s` cycles through these: (label, sort key of a node; lower first)
+SORTS: tuple[tuple[str, Callable[[NodeStatus], Any]], ...] = (
+    ("severity", lambda n: (-n.severity, n.name)),
+    ("name", lambda n: n.name),
+    ("waiting", lambda n: (-(n.engine.waiting or 0), n.name)),
+    ("errors", lambda n: (-(n.engine.error_rate or 0), n.name)),
+    ("gpu", lambda n: (-_gpu_avg(n), n.name)),
+    ("pool", lambda n: (n.pool, n.name)),
+)
+MAX_POOL_ROWS = 6
+
+
+def _gpu_avg(node: NodeStatus) -> float:
+    utils = [g.util for g in node.gpus if g.util is not None and not g.lost]
+    return sum(utils) / len(utils) if utils else -1.0
+
+
+def matches(node: NodeStatus, text: str) -> bool:
+    """The `/` filter: a case-insensitive substring of name, pool, engine, state or severity."""
+    if not text:
+        return True
+    words = (node.name, node.pool, node.engine_kind, node.state or "", node.severity.label)
+    needle = text.lower()
+    return any(needle in word.lower() for word in words) or (needle == "down" and not node.up)
+
+
+def header_line(snapshot: Snapshot, now: float, paused: bool, palette: Mapping[str, str]) -> Text:
+    nodes, pools = snapshot.nodes, snapshot.pools
+    up = sum(1 for n in nodes if n.up)
+    requests = total(p.requests_per_s for p in pools)
+    errors = total(
+        (p.error_rate or 0) * (p.requests_per_s or 0) for p in pools if p.error_rate is not None
+    )
+    error_rate = None if not requests or errors is None else errors / requests
+    age = max(0.0, now - snapshot.time)
+    line = Text()
+    line.append(SEVERITY_MARK[snapshot.severity], palette[snapshot.severity.label])
+    line.append(f" │ up {up}/{len(nodes)} │ pools")
+    for severity in Severity:
+        count = sum(1 for p in pools if p.severity is severity)
+        if count:
+            line.append(f" {SEVERITY_MARK[severity][0]}{count}", palette[severity.label])
+    line.append(f" │ err {fmt(error_rate, '.1f', 100, '%')}")
+    line.append(f" │ queue {fmt(total(p.waiting for p in pools))}")
+    line.append(f" │ {fmt(total(p.tokens_per_s for p in pools))} tok/s")
+    line.append(f" │ {age:.0f}s ")
+    line.append("⏸ paused" if paused else "● live", palette["warn"] if paused else "")
+    return line
+
+
+def gateway_lines(snapshot: Snapshot, palette: Mapping[str, str]) -> Text:
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for gateway in snapshot.gateways:
+        up = "?" if gateway.replicas_up is None else str(gateway.replicas_up)
+        text.append(f"gw {gateway.name} {up}/{gateway.replicas_total} ")
+        text.append(SEVERITY_MARK[gateway.severity], palette[gateway.severity.label])
+        text.append("  5xx/s")
+        for backend in gateway.backends:
+            down = "" if backend.status in ("UP", None) else f" {backend.status}"
+            text.append(f" {backend.name}{down} {fmt(backend.errors_5xx_per_s, '.1f')}")
+        if gateway.reasons:
+            text.append(f"  {gateway.reasons[0]}", palette["warn"])
+        text.append("\n")
+    for drift in snapshot.drift:
+        text.append("▲ drift ", palette["warn"])
+        text.append(f"{drift.target}: expected {drift.expected}, shows {drift.observed}\n")
+    text.rstrip()
+    return text
+
+
+class FleetScreen(Screen[None]):
+    BINDINGS = [
+        Binding("s", "cycle_sort", "Sort"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("enter", "details", "Details", show=False),
+        Binding("tab", "focus_next", "Pools/Nodes", show=False),
+    ]
+
+    def __init__(self, palette: Mapping[str, str], clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self.palette = palette
+        self.clock = clock
+        self.snapshot: Snapshot | None = None
+        self.sort_index = 0
+        self.filter_text = ""
+        self.paused = False
+
+    def compose(self) -> ComposeResult:
+        yield Static("waiting for the first reading…", id="fleet-header")
+        with Vertical(id="fleet-body"):
+            yield LiveTable(id="pools")
+            yield LiveTable(id="nodes")
+        yield Input(placeholder="filter: name, pool, engine, state", id="filter")
+        yield Static("", id="gateways")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.query_one("#nodes", LiveTable).focus()
+
+    # --- applying snapshots -------------------------------------------------------------
+
+    def apply(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.redraw()
+
+    def redraw(self) -> None:
+        snapshot = self.snapshot
+        if snapshot is None:
+            return
+        width = self.size.width or 80
+        header = self.query_one("#fleet-header", Static)
+        header.update(header_line(snapshot, self.clock(), self.paused, self.palette))
+        pools = self.query_one("#pools", LiveTable)
+        self._fill(pools, POOL_COLUMNS, snapshot.pools, width)
+        pools.styles.height = min(len(snapshot.pools), MAX_POOL_ROWS) + 1
+        label, key = SORTS[self.sort_index]
+        shown = sorted((n for n in snapshot.nodes if matches(n, self.filter_text)), key=key)
+        nodes = self.query_one("#nodes", LiveTable)
+        self._fill(nodes, NODE_COLUMNS, shown, width)
+        nodes.border_subtitle = f"sort: {label}" + (
+            f"  filter: {self.filter_text}" if self.filter_text else ""
+        )
+        strip = gateway_lines(snapshot, self.palette)
+        gateways = self.query_one("#gateways", Static)
+        gateways.update(strip)
+        gateways.display = bool(strip.plain)
+
+    def _fill(
+        self,
+        table: LiveTable,
+        columns: tuple[Column[Any], ...],
+        rows: Any,
+        width: int,
+    ) -> None:
+        visible = fitting(columns, width - 2)
+        table.set_columns(visible)
+        table.show([(row.name, cells(row, visible, self.palette)) for row in rows])
+
+    def on_resize(self) -> None:
+        self.redraw()
+
+    # --- keys -------------------------------------------------------------------------
+
+    def action_cycle_sort(self) -> None:
+        self.sort_index = (self.sort_index + 1) % len(SORTS)
+        self.redraw()
+        self.notify(f"sorted by {SORTS[self.sort_index][0]}", timeout=1.5)
+
+    def action_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.display = True
+        field.value = self.filter_text
+        field.focus()
+
+    def action_clear_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.value = ""
+        field.display = False
+        self.filter_text = ""
+        self.redraw()
+        self.query_one("#nodes", LiveTable).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.filter_text = event.value.strip()
+            self.redraw()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            event.input.display = bool(self.filter_text)
+            self.query_one("#nodes", LiveTable).focus()
+
+    def selected(self) -> NodeStatus | PoolStatus | None:
+        """The row under the cursor of the focused table (nodes when neither is focused)."""
+        snapshot = self.snapshot
+        if snapshot is None:
+            return None
+        pools = self.query_one("#pools", LiveTable)
+        if pools.has_focus:
+            key = pools.cursor_key
+            return next((p for p in snapshot.pools if p.name == key), None)
+        key = self.query_one("#nodes", LiveTable).cursor_key
+        return next((n for n in snapshot.nodes if n.name == key), None)
+
+    def selected_pool(self) -> PoolStatus | None:
+        """The focused pool, or the pool of the node under the cursor."""
+        chosen = self.selected()
+        if isinstance(chosen, NodeStatus) and self.snapshot is not None:
+            return next((p for p in self.snapshot.pools if p.name == chosen.pool), None)
+        return chosen if isinstance(chosen, PoolStatus) else None
