@@ -18,12 +18,16 @@ from textual.binding import Binding
 
 from console.actions import Actions, Outcome
 from console.fleet import CommandConfig
+from console.history import History
 from console.model import NodeStatus, PoolStatus, Snapshot
 from console.plans import Plan, Request
 from console.tui.confirm import ConfirmModal
+from console.tui.detail import DetailScreen, NodeScreen, PoolScreen
+from console.tui.events import EventLog
 from console.tui.feed import Feed
 from console.tui.fleet import FleetScreen
 from console.tui.help import HelpScreen, binding_rows
+from console.tui.log import LogScreen
 from console.tui.rows import DEFAULT_PALETTE
 
 ACK_FOR_S = 1800.0  # `a` silences an alert for 30 minutes
@@ -51,6 +55,8 @@ class FleetdeckApp(App[None]):
         Binding("F", "failback", "Failback", key_display="F"),
         Binding("b", "rollback", "Rollback"),
         Binding("a", "ack", "Ack 30m"),
+        Binding("enter", "details", "Details", show=False),
+        Binding("e", "log", "Action log"),
     ]
 
     def __init__(
@@ -72,6 +78,8 @@ class FleetdeckApp(App[None]):
         self.clock = clock
         self.latest: Snapshot | None = None
         self.paused = False
+        self.events = EventLog()
+        self.history: History | None = feed.collector.history if feed.collector else None
         self.running: dict[str, Plan] = {}  # actions in flight, by audit target
         for command in commands:
             if command.key is not None and not (read_only and command.dangerous):
@@ -86,8 +94,34 @@ class FleetdeckApp(App[None]):
 
     def publish(self, snapshot: Snapshot) -> None:
         self.latest = snapshot
+        self.events.observe(snapshot)
         if not self.paused:
             self.fleet.apply(snapshot)
+            if isinstance(self.screen, DetailScreen):
+                self.screen.apply(snapshot)
+
+    # --- other screens ----------------------------------------------------------------
+
+    def action_details(self) -> None:
+        chosen = self.fleet.selected()
+        if chosen is None or self.latest is None:
+            return
+        screen: DetailScreen
+        if isinstance(chosen, NodeStatus):
+            screen = NodeScreen(chosen.name, self.history, self.events, self.palette)
+        else:
+            standby = None
+            if self.actions is not None:
+                standby = self.actions.config.pool(chosen.name).standby
+            screen = PoolScreen(chosen.name, self.history, self.events, self.palette, standby)
+        self.push_screen(screen)
+        screen.call_after_refresh(screen.apply, self.latest)
+
+    def action_log(self) -> None:
+        if self.actions is None:
+            self.notify("no audit log: no fleet to act on", severity="warning")
+            return
+        self.push_screen(LogScreen(self.actions.audit))
 
     def action_pause(self) -> None:
         self.paused = not self.paused
@@ -206,6 +240,9 @@ class FleetdeckApp(App[None]):
         self.action_refresh()
 
     def _report(self, outcome: Outcome) -> None:
+        plan = outcome.plan
+        targets = (*plan.nodes, *plan.pools) or (plan.request.target,)
+        self.events.add(self.clock(), targets, f"{outcome.status}: {plan.summary}")
         lines = [f"{outcome.status}: {outcome.plan.summary}"]
         if outcome.detail:
             lines.append(outcome.detail)

@@ -97,8 +97,7 @@ class FleetScreen(Screen[None]):
         Binding("s", "cycle_sort", "Sort"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("enter", "details", "Details", show=False),
-        Binding("tab", "focus_next", "Pools/Nodes", show=False),
+        Binding("tab", "switch_table", "Pools/Nodes", show=False),
     ]
 
     def __init__(self, palette: Mapping[str, str], clock: Callable[[], float] = time.time) -> None:
@@ -122,6 +121,7 @@ class FleetScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
         self.query_one("#nodes", LiveTable).focus()
+        self.redraw()  # a snapshot may have come before the widgets were there
 
     # --- applying snapshots -------------------------------------------------------------
 
@@ -131,7 +131,7 @@ class FleetScreen(Screen[None]):
 
     def redraw(self) -> None:
         snapshot = self.snapshot
-        if snapshot is None:
+        if snapshot is None or not self.is_mounted:
             return
         width = self.size.width or 80
         header = self.query_one("#fleet-header", Static)
@@ -178,6 +178,10 @@ class FleetScreen(Screen[None]):
         field.value = self.filter_text
         field.focus()
 
+    def action_switch_table(self) -> None:
+        pools = self.query_one("#pools", LiveTable)
+        (self.query_one("#nodes", LiveTable) if pools.has_focus else pools).focus()
+
     def action_clear_filter(self) -> None:
         field = self.query_one("#filter", Input)
         field.value = ""
@@ -195,6 +199,9 @@ class FleetScreen(Screen[None]):
         if event.input.id == "filter":
             event.input.display = bool(self.filter_text)
             self.query_one("#nodes", LiveTable).focus()
+
+    async def on_data_table_row_selected(self) -> None:
+        await self.run_action("app.details")  # enter on a row
 
     def selected(self) -> NodeStatus | PoolStatus | None:
         """The row under the cursor of the focused table (nodes when neither is focused)."""

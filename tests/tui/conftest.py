@@ -16,6 +16,7 @@ from console.audit import AuditLog
 from console.collector import Collector
 from console.config import load_config
 from console.headless import with_interval
+from console.history import History
 from console.overlay import AuditOverlay
 from console.plugin import load_registry
 from console.sim import SimFleet
@@ -33,7 +34,9 @@ class Console:
 
     def app(self, read_only: bool = False) -> FleetdeckApp:
         config = with_interval(load_config(self.config_path), 0.5)
-        collector = Collector(config, load_registry(), overlay=AuditOverlay(self.audit, config))
+        collector = Collector(
+            config, load_registry(), overlay=AuditOverlay(self.audit, config), history=History()
+        )
         actions = Actions(config, collector, AuditLog(self.audit), read_only=read_only)
         return FleetdeckApp(
             CollectorFeed(collector), actions, read_only=read_only, commands=config.commands

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import io
 import json
 
-from textual.widgets import Input
+from rich.console import Console as RichConsole
+from textual.widgets import Input, Sparkline
 
 from console.tui.confirm import ConfirmModal
+from console.tui.detail import NodeScreen, PoolScreen
+from console.tui.fleet import FleetScreen
 from console.tui.help import HelpScreen
+from console.tui.log import LogScreen
 from console.tui.table import LiveTable
 from tests.tui.conftest import Console, until
 
 SIZE = (80, 24)
+
+
+def text_of(widget: object) -> str:
+    """What a Static shows, as plain text (tables rendered 80 columns wide)."""
+    console = RichConsole(width=80, record=True, file=io.StringIO())
+    console.print(widget.content)  # type: ignore[attr-defined]
+    return console.export_text()
 
 
 def node_keys(app: object) -> list[str]:
@@ -176,3 +188,46 @@ async def test_quit_asks_while_an_action_runs(sim_console: Console) -> None:
         await until(pilot, lambda: not app.running, "the rollback to end")
         await pilot.press("q")
     assert app.return_code == 0 or app.return_code is None
+
+
+async def test_enter_opens_node_and_pool_details_that_follow_the_fleet(
+    sim_console: Console,
+) -> None:
+    app = sim_console.app()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(node_keys(app)) == 6, "six node rows")
+        await pilot.press("s", "enter")
+        assert isinstance(app.screen, NodeScreen) and app.screen.target == "node-001"
+        title = str(app.screen.query_one("#detail-title").render())
+        assert "node-001" in title and "revision rev-2" in title
+        gpus = text_of(app.screen.query_one("#detail-table"))
+        assert "GPU" in gpus and "THROTTLE" in gpus
+        spark = app.screen.query_one("#spark-waiting", Sparkline)
+        await until(pilot, lambda: len(spark.data or []) > 0, "history in the sparkline")
+        await pilot.press("escape")
+        assert isinstance(app.screen, FleetScreen)
+
+        await pilot.press("tab", "enter")  # the pools table
+        assert isinstance(app.screen, PoolScreen) and app.screen.target == "pool-a"
+        title = str(app.screen.query_one("#detail-title").render())
+        assert "standby pool-b" in title and "route → pool-a (own backend)" in title
+        await pilot.press("escape")
+
+
+async def test_the_action_log_lists_actions_newest_first(sim_console: Console) -> None:
+    app = sim_console.app()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(node_keys(app)) == 6, "six node rows")
+        await pilot.press("s", "a", "y")
+        await until(pilot, lambda: not app.running and sim_console.audit.exists(), "the ack")
+        await pilot.press("d", "y")
+        await until(pilot, lambda: not app.running, "the drain")
+        await pilot.press("e")
+        assert isinstance(app.screen, LogScreen)
+        lines = str(app.screen.query_one("#log-lines").render()).splitlines()
+        assert lines[0].startswith("TIME") and " drain " in lines[1] and " ack " in lines[2]
+        await pilot.press("escape")
+        # the node's events name the action
+        await pilot.press("enter")
+        events = str(app.screen.query_one("#detail-events").render())
+        assert "verified: drain node node-001" in events
