@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shlex
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from console.audit import AuditLog, AuditRecord
+from console.audit import AuditLog, AuditRecord, AuditUnwritable
 from console.collector import Collector
+from console.commandline import CommandLine
 from console.controllers import (
     AgentClient,
     Change,
@@ -61,6 +61,7 @@ class Outcome:
     retry: str | None = None
     revert: str | None = None
     audit_id: str | None = None
+    revision: str | None = None  # rollback: the revision the nodes were rolled back to
 
     @property
     def exit_code(self) -> int:
@@ -92,24 +93,24 @@ class Actions:
         *,
         read_only: bool = False,
         clock: Callable[[], float] = time.monotonic,
-        command_prefix: Sequence[str] = ("fleetdeck",),
+        commands: CommandLine | None = None,
     ) -> None:
         self.config = config
         self.collector = collector
         self.audit = audit
         self.planner = Planner(config, read_only)
         self.clock = clock
-        self.command_prefix = tuple(command_prefix)  # how retry/revert commands start
+        self.commands = commands or CommandLine.for_fleet(config)  # retry, revert
 
     def plan(self, request: Request, snapshot: Snapshot | None = None) -> Plan:
-        """The plan on `snapshot` (the TUI's latest), else on a snapshot built now."""
-        current = snapshot if snapshot is not None else self.collector.build()
+        """The plan on `snapshot` (the TUI's latest), else on the collector's current view."""
+        current = snapshot if snapshot is not None else self.collector.current()
         return self.planner.plan(request, current, self.collector.gateways)
 
     # --- execute ----------------------------------------------------------------------
 
     async def execute(self, plan: Plan, progress: Progress | None = None) -> Outcome:
-        """Run a confirmed plan; every outcome but a dry run is audited."""
+        """Run a confirmed plan; every outcome but a read-only refusal is audited."""
         say = progress or (lambda text: None)
         started = self.clock()
         if plan.refusal is not None:
@@ -120,9 +121,20 @@ class Actions:
         try:
             folder = lock_folder(self.audit.path)
             with TargetLocks(folder, plan.locks, self.audit.identity, action=plan.request.action):
+                # the world may have moved since the plan was shown: plan again under the lock
+                await self.collector.read_gateways()
+                plan = self.plan(plan.request)
+                if plan.refusal is not None:
+                    refused = Outcome(plan, "refused", detail=f"on a fresh look: {plan.refusal}")
+                    return self._record(plan, refused, started)
                 intent = self._intent(plan)
                 say(f"intent recorded ({intent.id})")
-                outcome = await self._run_guarded(plan, say)
+                try:
+                    outcome = await self._run_guarded(plan, say)
+                except asyncio.CancelledError:
+                    detail = "interrupted before the result was known: check fleetdeck status"
+                    self._finish(intent, Outcome(plan, "failed", detail=detail), started)
+                    raise
                 return self._finish(intent, outcome, started)
         except LockHeld as exc:
             return self._record(plan, Outcome(plan, "refused", detail=str(exc)), started)
@@ -131,6 +143,8 @@ class Actions:
         deadline = self.clock() + plan.request.timeout
         try:
             return await self._run(plan, say, deadline)
+        except TimeoutError as exc:
+            return Outcome(plan, "verify_timeout", detail=str(exc) or "timed out")
         except FleetdeckError as exc:
             return Outcome(plan, "failed", detail=str(exc))
         except Exception as exc:  # the result record must be written whatever happened
@@ -146,9 +160,9 @@ class Actions:
         action = request.action
         if action == "command":
             action = f"command:{request.command}"
-        return self.audit.intent(
-            action, plan.locks or (request.target,), plan.as_json(), request.reason
-        )
+        # a rollback names its pool and nodes; anything else its one target (not the locks)
+        targets = plan.locks if request.action == "rollback" else (request.target,)
+        return self.audit.intent(action, targets, plan.as_json(), request.reason)
 
     def _finish(self, intent: AuditRecord, outcome: Outcome, started: float) -> Outcome:
         retry, revert = self._commands(outcome)
@@ -160,52 +174,53 @@ class Actions:
             audit_id=intent.id,
         )
         commands = {k: v for k, v in (("retry", retry), ("revert", revert)) if v is not None}
-        self.audit.result(
-            intent,
-            outcome.status,
-            replicas=[c.as_json() for c in outcome.changes],
-            detail=outcome.detail,
-            duration_s=outcome.duration_s,
-            commands=commands,
-        )
+        try:
+            self.audit.result(
+                intent,
+                outcome.status,
+                replicas=[c.as_json() for c in outcome.changes],
+                detail=outcome.detail,
+                duration_s=outcome.duration_s,
+                commands=commands,
+            )
+        except AuditUnwritable as exc:  # the fleet did change: say what happened all the same
+            warning = f"the result could not be written to the audit log: {exc}"
+            detail = f"{outcome.detail}; {warning}" if outcome.detail else warning
+            outcome = replace(outcome, detail=detail)
         return outcome
 
     def _commands(self, outcome: Outcome) -> tuple[str | None, str | None]:
+        """The command that tries again (after a failure) and the one that undoes it."""
         request = outcome.plan.request
-        prefix = list(self.command_prefix)
-        if self.config.path is not None:
-            prefix += ["-c", self.config.path]
-
-        def command(*words: str) -> str:
-            return shlex.join([*prefix, *words, "--yes"])
-
+        force = request.force
         retry = None
-        if outcome.status in ("failed", "partial", "verify_timeout", "refused"):
+        if outcome.status in ("failed", "partial", "verify_timeout"):
             words = [request.action, request.target]
-            if request.to:
-                words += ["--to", request.to]
-            retry = command(*words)
-        if outcome.status in ("refused", "failed") or request.action not in (
-            "drain",
-            "undrain",
-            "failover",
-            "failback",
-        ):
+            to = outcome.revision or request.to  # a rollback retries to the same revision
+            if to:
+                words += ["--to", to]
+            if request.command:
+                words = [request.action, request.command, request.target]
+            retry = self.commands(*words, force=force)
+        if outcome.status not in ("verified", "partial", "verify_timeout"):
             return retry, None
         revert = {
             "drain": ("undrain", request.target),
             "undrain": ("drain", request.target),
             "failover": ("failback", request.target),
             "failback": ("failover", request.target),
-        }[request.action]
-        return retry, command(*revert)
+        }.get(request.action)
+        return retry, None if revert is None else self.commands(*revert, force=force)
 
     # --- the actions ------------------------------------------------------------------
 
     async def _run(self, plan: Plan, say: Progress, deadline: float) -> Outcome:
         action = plan.request.action
         if plan.noop:
-            return Outcome(plan, "noop", detail="already as asked: nothing to change")
+            noop = Outcome(plan, "noop", detail="already as asked: nothing to change")
+            if action == "drain" and plan.request.wait and plan.gateway is not None:
+                return await self._wait_idle(plan, noop, plan.replicas, say, deadline)
+            return noop
         if action in ("drain", "undrain"):
             if "hook" in plan.details:
                 return await self._hook(plan, say, deadline)
@@ -249,20 +264,31 @@ class Actions:
         reads = await read_replicas(self._driver(plan), done, (), self._timeout(plan))
         verified = _check_servers(reads, backend, server, state)
         outcome = _conclude(plan, changes, verified)
+        if _shows(reads, backend, server, "DOWN"):
+            note = f"{server} is DOWN (health check failing): it takes no traffic until it passes"
+            outcome = replace(outcome, detail=f"{outcome.detail}; {note}")
         if outcome.status != "verified" or not plan.request.wait or state != "DRAIN":
             return outcome
+        return await self._wait_idle(plan, outcome, done, say, deadline)
+
+    async def _wait_idle(
+        self, plan: Plan, outcome: Outcome, replicas: Sequence[str], say: Progress, deadline: float
+    ) -> Outcome:
+        """`outcome`, once the server has no request in flight on any replica; verify_timeout
+        when it still has some at the deadline."""
+        server, backend = str(plan.details["server"]), str(plan.details["backend"])
         say(f"waiting for {server}'s requests in flight to finish")
         while True:
-            reads = await read_replicas(self._driver(plan), done, (), self._timeout(plan))
+            reads = await read_replicas(self._driver(plan), replicas, (), self._timeout(plan))
             in_flight = _in_flight(reads, backend, server)
             if in_flight == 0:
                 return replace(outcome, detail="drained: no request in flight")
             if self.clock() >= deadline:
+                left = "an unknown number of" if in_flight is None else str(in_flight)
                 return replace(
                     outcome,
                     status="verify_timeout",
-                    detail=f"still {in_flight} request(s) in flight after "
-                    f"{plan.request.timeout:g} s",
+                    detail=f"still {left} request(s) in flight after {plan.request.timeout:g} s",
                 )
             await asyncio.sleep(0.1)
 
@@ -309,14 +335,22 @@ class Actions:
         nodes = [self.config.node(name) for name in plan.nodes]
         changes: list[Change] = []
         rolled: list[str] = []
+        revisions: list[str] = []
         for start in range(0, len(nodes), width):
             batch = nodes[start : start + width]
             results = await asyncio.gather(
-                *(self._rollback_node(plan, node, say, deadline) for node in batch)
+                *(self._rollback_node(plan, node, say, deadline) for node in batch),
+                return_exceptions=True,  # a sibling is never cancelled halfway through
             )
-            for node, node_changes in zip(batch, results, strict=True):
-                changes += node_changes
-                if all(c.ok for c in node_changes):
+            for node, result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException):
+                    if isinstance(result, asyncio.CancelledError):
+                        raise result
+                    result = _NodeRollback([Change(node.name, False, f"{result!r}")], None)
+                changes += result.changes
+                if result.revision is not None:
+                    revisions.append(result.revision)
+                if all(c.ok for c in result.changes):
                     rolled.append(node.name)
             if len(rolled) < start + len(batch):
                 failed = [n.name for n in batch if n.name not in rolled]
@@ -325,58 +359,100 @@ class Actions:
                     f"stopped at {', '.join(failed)}; rolled back: {', '.join(rolled) or 'none'}; "
                     f"not started: {', '.join(n.name for n in nodes[start + width :]) or 'none'}"
                 )
-                return Outcome(plan, status, tuple(changes), detail)
+                drained = [n for n in failed if plan.gateway is not None]
+                if drained:
+                    undo = "; ".join(self.commands("undrain", n) for n in drained)
+                    detail += f"; left drained at the gateway (undrain with: {undo})"
+                revision = revisions[0] if revisions else None
+                return Outcome(plan, status, tuple(changes), detail, revision=revision)
         status = "partial" if plan.skipped else "verified"
-        return Outcome(plan, status, tuple(changes), f"rolled back: {', '.join(rolled)}")
+        detail = f"rolled back: {', '.join(rolled)}"
+        return Outcome(plan, status, tuple(changes), detail, revision=next(iter(revisions), None))
 
     async def _rollback_node(
         self, plan: Plan, node: NodeConfig, say: Progress, deadline: float
-    ) -> list[Change]:
-        """Drain at the gateway, roll back, check the new revision answers, undrain."""
+    ) -> _NodeRollback:
+        """Drain at the gateway, let in-flight requests finish, roll back, check the new
+        revision answers, put the node back as it was."""
         server = node.server or node.name
+        # a node an operator took out of rotation (DRAIN, MAINT) is left out; others come back
+        in_rotation = plan.details.get("prior", {}).get(node.name) not in ("DRAIN", "MAINT")
         changes: list[Change] = []
-        if plan.gateway is not None:
-            drained = await self._set_servers(plan, server, "DRAIN", plan.replicas)
-            changes += drained
-            if not all(c.ok for c in drained):
-                return changes
-            say(f"{node.name}: drained")
         async with AgentClient(node) as agent:
+            current = await self._revision(agent)
+            if plan.request.to is not None and current == plan.request.to:
+                return _NodeRollback([Change(agent.url, True, f"already at {current}")], current)
+            if plan.gateway is not None and in_rotation:
+                drained = await self._set_servers(plan, server, "DRAIN", plan.replicas)
+                changes += drained
+                if not all(c.ok for c in drained):
+                    return _NodeRollback(changes, None)
+                say(f"{node.name}: drained")
+                await self._drain_wait(plan, server, deadline)
             body = {"to": plan.request.to, "reason": plan.request.reason or "rollback"}
             try:
                 action_id = await agent.start("/v1/rollback", body)
             except FleetdeckError as exc:
-                # nothing changed on the node: put it back in rotation before giving up
+                # nothing changed on the node: put it back as it was before giving up
                 changes.append(Change(agent.url, False, str(exc)))
-                if plan.gateway is not None:
+                if plan.gateway is not None and in_rotation:
                     changes += await self._set_servers(plan, server, "UP", plan.replicas)
-                return changes
+                return _NodeRollback(changes, None)
             say(f"{node.name}: rollback started ({action_id})")
             try:
                 action = await agent.wait(action_id, deadline, self.clock)
             except (FleetdeckError, TimeoutError) as exc:
-                return [*changes, Change(agent.url, False, str(exc))]
+                return _NodeRollback([*changes, Change(agent.url, False, str(exc))], None)
             revision = action.get("to")
+            revision = None if revision is None else str(revision)
             if action.get("state") != "done":
                 why = action.get("error") or action.get("state")
-                return [*changes, Change(agent.url, False, f"rollback {action_id}: {why}")]
+                failure = Change(agent.url, False, f"rollback {action_id}: {why}")
+                return _NodeRollback([*changes, failure], revision)
             problem = await self._healthy(node, agent, revision)
             changes.append(
                 Change(agent.url, problem is None, problem or f"{node.name} serves {revision}")
             )
             if problem is not None:
-                return changes  # left drained: it is not fit to take traffic
+                return _NodeRollback(changes, revision)  # left drained: not fit for traffic
         say(f"{node.name}: {revision} answers")
-        if plan.gateway is not None:
+        if plan.gateway is not None and in_rotation:
             changes += await self._set_servers(plan, server, "UP", plan.replicas)
-        return changes
+        return _NodeRollback(changes, revision)
+
+    async def _drain_wait(self, plan: Plan, server: str, deadline: float) -> None:
+        """Give the node's requests in flight until the deadline to finish before a restart."""
+        backend = str(plan.details["backend"])
+        while self.clock() < deadline:
+            reads = await read_replicas(self._driver(plan), plan.replicas, (), self._timeout(plan))
+            if _in_flight(reads, backend, server) == 0:
+                return
+            await asyncio.sleep(0.1)
+
+    @staticmethod
+    async def _revision(agent: AgentClient) -> str | None:
+        try:
+            snapshot = await agent.snapshot()
+        except FleetdeckError:
+            return None  # the rollback itself will say what is wrong with the agent
+        revision = snapshot.get("revision")
+        return None if revision is None else str(revision)
 
     async def _healthy(self, node: NodeConfig, agent: AgentClient, revision: Any) -> str | None:
-        snapshot = await agent.snapshot()
+        try:
+            snapshot = await agent.snapshot()
+        except FleetdeckError as exc:
+            return f"cannot check the new revision: {exc}"
         if revision is not None and snapshot.get("revision") != revision:
             return f"agent reports revision {snapshot.get('revision')}, expected {revision}"
         url = node.engine_metrics_url
         return None if url is None else await engine_healthy(url, node.refresh.timeout * 2)
+
+
+@dataclass(frozen=True, slots=True)
+class _NodeRollback:
+    changes: list[Change]
+    revision: str | None  # where the node was rolled back to, when known
 
 
 def _until_text(plan: Plan) -> str | None:
@@ -408,6 +484,15 @@ def _check_servers(
     return found
 
 
+def _shows(reads: dict[str, ReplicaState | str], backend: str, server: str, state: str) -> bool:
+    return any(
+        not isinstance(read, str)
+        and (backend, server) in read.servers
+        and read.servers[(backend, server)].state == state
+        for read in reads.values()
+    )
+
+
 def _in_flight(reads: dict[str, ReplicaState | str], backend: str, server: str) -> int | None:
     total = 0
     for read in reads.values():
@@ -435,7 +520,13 @@ def _conclude(plan: Plan, changes: Sequence[Change], verified: dict[str, str | N
     return Outcome(plan, status, tuple(final), "; ".join(bad))
 
 
-def audit_path(explicit: str | None) -> Path:
+def audit_path(explicit: str | None, config: FleetConfig | None = None) -> Path:
+    """`--audit-log`, else the config's `audit_log` (shared by all who use the file), else
+    the user's own in the state dir."""
     from console.audit import default_audit_path
 
-    return Path(explicit).expanduser() if explicit else default_audit_path()
+    if explicit:
+        return Path(explicit).expanduser()
+    if config is not None and config.audit_log is not None:
+        return Path(config.audit_log)
+    return default_audit_path()

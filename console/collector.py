@@ -213,7 +213,8 @@ class Collector:
         for target in pending:
             await self._scrape(target)
 
-    def build(self) -> Snapshot:
+    def current(self) -> Snapshot:
+        """The fleet as the collector last read it, recorded nowhere (actions re-plan on it)."""
         now = self.clock()
         wall = self.wall()
         view = gateway_view(self.config, self.gateways, now, self.config.alerts.stale_after)
@@ -222,7 +223,11 @@ class Collector:
             if self.overlay is None
             else (self.overlay.acks(wall), self.overlay.drift(view))
         )
-        snapshot = build_snapshot(self.config, self.targets, now, wall, view, acks, drift)
+        return build_snapshot(self.config, self.targets, now, wall, view, acks, drift)
+
+    def build(self) -> Snapshot:
+        """The current snapshot, recorded into the history rings."""
+        snapshot = self.current()
         if self.history is not None:
             self.history.record(snapshot)
         return snapshot

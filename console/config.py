@@ -57,7 +57,7 @@ __all__ = [
     "parse_duration",
 ]
 
-_TOP_KEYS = ("refresh", "alerts", "read_only", "commands", "gateways", "pools")
+_TOP_KEYS = ("refresh", "alerts", "read_only", "audit_log", "commands", "gateways", "pools")
 _COMMAND_KEYS = ("name", "key", "scope", "argv", "confirm", "dangerous", "timeout")
 # keys the console binds itself: an operator command cannot take them
 RESERVED_KEYS = frozenset("duFfbaspqr?:/") | {"enter", "escape", "tab", "ctrl+p", "ctrl+c"}
@@ -158,7 +158,7 @@ def find_config(explicit: str | None) -> Path | None:
     return user if user.is_file() else None
 
 
-Reader = TypeVar("Reader", bound="FleetReader")
+Reader = TypeVar("Reader", bound=NodeReader)
 Built = TypeVar("Built")
 
 
@@ -290,6 +290,7 @@ class FleetReader(NodeReader):
         ]
         self._check_command_keys(commands)
         read_only = self.optional(entries, "", "read_only", self.flag)
+        audit_log = self.optional(entries, "", "audit_log", self.text)
         self._check_names()
         self._check_references()
         if self.problems:
@@ -303,6 +304,10 @@ class FleetReader(NodeReader):
             nodes=tuple(nodes),  # type: ignore[arg-type]
             commands=tuple(commands),  # type: ignore[arg-type]
             read_only=bool(read_only),
+            # relative to the config file, like every path a user writes there
+            audit_log=None
+            if audit_log is None
+            else str(self.config_dir / Path(audit_log).expanduser()),
         )
 
     def _gateway(self, node: Node, path: str, fleet_refresh: Refresh) -> GatewayConfig | None:

@@ -37,14 +37,14 @@ INCIDENT = (  # on primary pools (pool-a, pool-c), which carry the traffic
         20,
         0,
         {"fault": "bad_deploy"},
-        "bad deploy on {node}: errors climb; try: fleetdeck rollback {node}",
+        "bad deploy on {node}: errors up; roll back: b, or fleetdeck rollback {node}",
     ),
     Step(40, 2, {"waiting": 180, "running": 8}, "traffic spike on {node}: its queue grows"),
     Step(
         60,
         4,
         {"fault": {"kind": "xid", "gpu": 3}},
-        "{node}: GPU 3 fell off the bus; try: fleetdeck drain {node}",
+        "{node}: GPU 3 fell off the bus; drain: d, or fleetdeck drain {node}",
     ),
     Step(130, 2, {"waiting": None, "running": None}, "spike on {node} is over"),
 )

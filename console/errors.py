@@ -66,6 +66,7 @@ class GatewayRefused(GatewayError):
 
 class ActionError(FleetdeckError):
     title = "action"
+    exit_code = 1  # refused, as DESIGN.md's table has it for actions
 
 
 class UsageError(FleetdeckError):

@@ -148,6 +148,7 @@ class FleetConfig:
     nodes: tuple[NodeConfig, ...] = ()
     commands: tuple[CommandConfig, ...] = ()
     read_only: bool = False
+    audit_log: str | None = None  # shared by everyone using this file; locks sit beside it
 
     def pool(self, name: str) -> PoolConfig:
         return next(p for p in self.pools if p.name == name)

@@ -14,6 +14,7 @@ import sys
 import time
 
 from console.collector import Collector
+from console.commandline import CommandLine
 from console.errors import ConfigError
 from console.fleet import FleetConfig, Refresh
 from console.model import Snapshot
@@ -72,7 +73,9 @@ def audit_overlay(config: FleetConfig, audit_log: str | None) -> AuditOverlay:
     """Acks and drift from the audit log (`--audit-log`, else the default path)."""
     from console.actions import audit_path
 
-    return AuditOverlay(audit_path(audit_log), config)
+    return AuditOverlay(
+        audit_path(audit_log, config), config, CommandLine.for_fleet(config, audit_log)
+    )
 
 
 async def measure(

@@ -10,11 +10,11 @@ the command that re-applies the action and the one that forgets it.
 from __future__ import annotations
 
 import logging
-import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
-from console.audit import INTENT, AuditLog, AuditRecord, active_acks, last_verified
+from console.audit import INTENT, RESULT, VERIFIED, AuditLog, AuditRecord, active_acks
+from console.commandline import CommandLine
 from console.errors import FleetdeckError
 from console.fleet import FleetConfig
 from console.gateways import GatewayView
@@ -23,18 +23,19 @@ from console.model import Ack, Drift
 log = logging.getLogger("fleetdeck.overlay")
 
 
+# which part of a target each state-changing action sets
+ASPECTS = {"drain": "server", "undrain": "server", "failover": "route", "failback": "route"}
+
+
 class AuditOverlay:
     """Reads the audit log again only when it has changed (its size or mtime)."""
 
     def __init__(
-        self, path: Path, config: FleetConfig, command_prefix: Sequence[str] = ("fleetdeck",)
+        self, path: Path, config: FleetConfig, commands: CommandLine | None = None
     ) -> None:
         self.log = AuditLog(path)
         self.config = config
-        prefix = list(command_prefix)
-        if config.path is not None:
-            prefix += ["-c", config.path]
-        self.prefix = prefix
+        self.commands = commands or CommandLine.for_fleet(config)
         self._seen: tuple[int, int] | None = None
         self._records: tuple[AuditRecord, ...] = ()
 
@@ -59,17 +60,24 @@ class AuditOverlay:
         }
 
     def drift(self, view: GatewayView) -> tuple[Drift, ...]:
+        """Each target's newest action on each aspect (its server state, its route), when that
+        action was a verified drain or failover the gateways no longer show. A later undrain,
+        failback or forget — or a later attempt that failed — leaves nothing to compare."""
         records = self.records()
         intents = {r.id: r for r in records if r.kind == INTENT}
-        forgotten: dict[str, float] = {}
+        latest: dict[tuple[str, str], AuditRecord] = {}
         for record in records:
-            if record.action == "forget" and record.outcome in ("verified", "noop"):
-                for target in record.targets:
-                    forgotten[target] = max(forgotten.get(target, 0.0), record.time)
+            if record.kind != RESULT or record.outcome == "refused":
+                continue
+            if record.action == "forget" and record.outcome in VERIFIED:
+                latest = {k: v for k, v in latest.items() if k[0] not in record.targets}
+            aspect = ASPECTS.get(record.action)
+            if aspect is not None:
+                latest.update({(target, aspect): record for target in record.targets})
         found = []
-        for target, result in sorted(last_verified(records).items()):
+        for (target, _), result in sorted(latest.items()):
             intent = intents.get(result.id)
-            if intent is None or forgotten.get(target, 0.0) >= result.time:
+            if result.outcome not in VERIFIED or intent is None:
                 continue
             drift = self._compare(target, result, intent, view)
             if drift is not None:
@@ -101,8 +109,8 @@ class AuditOverlay:
             expected=expected,
             observed=observed,
             since=result.time,
-            reapply=shlex.join([*self.prefix, *words, "--yes"]),
-            forget=shlex.join([*self.prefix, "forget", target, "--yes"]),
+            reapply=self.commands(*words),
+            forget=self.commands("forget", target),
         )
 
 

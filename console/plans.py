@@ -199,7 +199,8 @@ class Planner:
             f"{request.action} node {node.name} (pool {pool.name})",
             nodes=(node.name,),
             pools=(pool.name,),
-            locks=(node.name,),
+            # the pool too: two drains in one pool must not both pass the min_healthy check
+            locks=(node.name, pool.name),
             in_flight=_load(status) if status.up else None,
         )
         warnings: list[str] = []
@@ -275,7 +276,12 @@ class Planner:
             )
         standby = self._pool_config(standby_name)
         if standby is None:
-            return self._unknown(replace(request, target=standby_name), "pool")
+            unknown = self._unknown(replace(request, target=standby_name), "pool")
+            return replace(unknown, request=request, summary=f"failover pool {pool.name}")
+        if standby is pool:
+            return Plan(
+                request, f"failover pool {pool.name}", refusal="a pool cannot fail over to itself"
+            )
         plan = self._route(request, snapshot, watches, pool, standby)
         if plan.refusal is not None or plan.noop:
             return plan
@@ -296,8 +302,11 @@ class Planner:
             return self._unknown(request, "pool")
         plan = self._route(request, snapshot, watches, pool, pool)
         status = next(p for p in snapshot.pools if p.name == pool.name)
-        if plan.refusal is None and status.healthy == 0:
-            return replace(plan, warnings=(*plan.warnings, f"pool {pool.name} has no healthy node"))
+        if plan.refusal is None and not plan.noop and status.healthy == 0:
+            why = f"pool {pool.name} has no healthy node to take its traffic back"
+            if not request.force:
+                return replace(plan, refusal=f"{why}; --force fails back all the same")
+            return replace(plan, warnings=(*plan.warnings, why))
         return plan
 
     def _route(
@@ -371,7 +380,7 @@ class Planner:
             f"rollback {scope} to {request.to or 'the previous revision'}",
             nodes=tuple(n.name for n in nodes),
             pools=(pool.name,),
-            locks=(pool.name, *(n.name for n in nodes)) if node is None else (nodes[0].name,),
+            locks=(pool.name, *(n.name for n in nodes)),
         )
         lacking = [n.name for n in nodes if n.agent is None]
         if lacking:
@@ -384,11 +393,17 @@ class Planner:
         width = 1 if node else pool.max_unavailable
         status = next(p for p in snapshot.pools if p.name == pool.name)
         warnings = []
-        if status.healthy - width < pool.min_healthy:
-            warnings.append(
+        by_name = {s.name: s for s in snapshot.nodes}
+        serving = [n for n in nodes if by_name[n.name].healthy]
+        if serving and status.healthy - min(width, len(serving)) < pool.min_healthy:
+            why = (
                 f"taking {width} node(s) out at a time leaves fewer than min_healthy "
                 f"{pool.min_healthy} healthy in {pool.name}"
             )
+            if not request.force:
+                refusal = refusal or f"{why}; --force rolls back all the same"
+            else:
+                warnings.append(why)
         steps = []
         for batch_start in range(0, len(nodes), width):
             batch = ", ".join(n.name for n in nodes[batch_start : batch_start + width])
@@ -404,7 +419,12 @@ class Planner:
             steps=tuple(steps),
             warnings=tuple(warnings),
             refusal=refusal,
-            details={"width": width, "backend": pool.backend},
+            details={
+                "width": width,
+                "backend": pool.backend,
+                # a node already out of rotation (DRAIN, MAINT) is put back as it was
+                "prior": {n.name: by_name[n.name].state or "UP" for n in nodes},
+            },
         )
 
     # --- ack, forget, operator commands -------------------------------------------------
@@ -504,7 +524,9 @@ def _fill(word: str, values: Mapping[str, str]) -> str:
 def _min_healthy(pool: PoolConfig, snapshot: Snapshot, leaving: str) -> str | None:
     members = [n for n in snapshot.nodes if n.pool == pool.name]
     healthy = [n.name for n in members if n.healthy]
-    after = len([n for n in healthy if n != leaving])
+    if leaving not in healthy:
+        return None  # taking out a node that serves nothing removes no capacity
+    after = len(healthy) - 1
     if pool.min_healthy and after < pool.min_healthy:
         return (
             f"draining {leaving} leaves {after} healthy node(s) in {pool.name}, "

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from console.actions import Outcome
     from console.plans import Plan, Request
 
+PREFLIGHT_WINDOW_S = 1.0  # between the two readings the preflight's rates span
 HELP = {
     "drain": ("NODE", "stop new requests to a node at every gateway replica"),
     "undrain": ("NODE", "let a drained node take requests again"),
@@ -112,17 +113,28 @@ async def _run(args: argparse.Namespace) -> int:
     from console.actions import Actions, audit_path
     from console.audit import AuditLog
     from console.collector import Collector
-    from console.headless import load_fleet, plugins, report_unfinished
-    from console.overlay import AuditOverlay
+    from console.commandline import CommandLine
+    from console.headless import audit_overlay, load_fleet, plugins, report_unfinished
 
     config = load_fleet(args.config)
-    path = audit_path(args.audit_log)
-    overlay = AuditOverlay(path, config)
+    overlay = audit_overlay(config, args.audit_log)
     report_unfinished(overlay)
     collector = Collector(config, plugins(), overlay=overlay)
     try:
+        # two readings, so the preflight sees error rates and latency, not only gauges
+        started = asyncio.get_running_loop().time()
         await collector.scrape_all()
-        actions = Actions(config, collector, AuditLog(path), read_only=args.read_only)
+        await asyncio.sleep(
+            max(0.0, started + PREFLIGHT_WINDOW_S - asyncio.get_running_loop().time())
+        )
+        await collector.scrape_again()
+        actions = Actions(
+            config,
+            collector,
+            AuditLog(audit_path(args.audit_log, config)),
+            read_only=args.read_only,
+            commands=CommandLine.for_fleet(config, args.audit_log),
+        )
         plan = actions.plan(request_of(args))
         if args.dry_run:
             _show_plan(plan, args.output, sys.stdout)
@@ -135,7 +147,11 @@ async def _run(args: argparse.Namespace) -> int:
                 )
                 return 1
             _show_plan(plan, "text", sys.stderr)
-            answer = (await asyncio.to_thread(input, "Proceed? [y/N] ")).strip().lower()
+            # the question goes to stderr (stdout is data) and the answer is read at once:
+            # nothing else runs meanwhile, and Ctrl-C stops it there
+            sys.stderr.write("Proceed? [y/N] ")
+            sys.stderr.flush()
+            answer = sys.stdin.readline().strip().lower()
             if answer not in ("y", "yes"):
                 print("fleetdeck: not confirmed: nothing done", file=sys.stderr)
                 return 1
@@ -157,26 +173,33 @@ def _progress(output: str) -> Any:
 def _show_plan(plan: Plan, output: str, stream: Any) -> None:
     import json
 
+    from console.audit import redact, redact_text
+
     if output == "json":
-        print(json.dumps({"schema_version": 1, "plan": plan.as_json()}), file=stream)
+        print(json.dumps({"schema_version": 1, "plan": redact(plan.as_json())}), file=stream)
         return
     for line in plan.lines():
-        print(line, file=stream)
+        print(redact_text(line), file=stream)
 
 
 def _show_outcome(outcome: Outcome, output: str) -> None:
+    """The outcome on stdout, secrets masked as in the audit log."""
     import json
 
+    from console.audit import redact, redact_text
+
     if output == "json":
-        print(json.dumps(outcome.as_json()))
+        print(json.dumps(redact(outcome.as_json())))
         return
-    print(f"{outcome.status}: {outcome.plan.summary} ({outcome.duration_s:.2f} s)")
+    lines = [f"{outcome.status}: {outcome.plan.summary} ({outcome.duration_s:.2f} s)"]
     if outcome.detail:
-        print(f"  {outcome.detail}")
+        lines.append(f"  {outcome.detail}")
     for change in outcome.changes:
         mark = "ok" if change.ok else "FAILED"
-        print(f"  {mark}: {change.where}" + (f": {change.detail}" if change.detail else ""))
+        lines.append(f"  {mark}: {change.where}" + (f": {change.detail}" if change.detail else ""))
     if outcome.retry:
-        print(f"  retry:  {outcome.retry}")
+        lines.append(f"  retry:  {outcome.retry}")
     if outcome.revert:
-        print(f"  revert: {outcome.revert}")
+        lines.append(f"  revert: {outcome.revert}")
+    for line in lines:
+        print(redact_text(line))

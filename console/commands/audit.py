@@ -12,6 +12,7 @@ import argparse
 import datetime as dt
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from console.durations import parse_duration
@@ -66,19 +67,17 @@ def _moment(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     from console.audit import (
         AUDIT_SCHEMA_VERSION,
         AuditLog,
         AuditUnreadable,
-        default_audit_path,
         entries,
         unfinished,
     )
     from console.exitcodes import Exit
 
-    path = Path(args.audit_log) if args.audit_log else default_audit_path()
+    path = Path(args.audit_log) if args.audit_log else _configured(args.config)
     try:
         readout = AuditLog(path).read(since=args.since)
     except AuditUnreadable as exc:
@@ -104,6 +103,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"fleetdeck: audit: no actions recorded in {path}", file=sys.stderr)
     return Exit.OK
+
+
+def _configured(explicit: str | None) -> Path:
+    """The audit log the fleet config names (`audit_log:`), else the user's own."""
+    from console.actions import audit_path
+    from console.config import find_config, load_config
+
+    found = find_config(explicit)
+    return audit_path(None, load_config(found) if found is not None else None)
 
 
 def table(actions: list[AuditEntry]) -> list[str]:

@@ -32,6 +32,11 @@ INTROS = {  # (with the incident, behind haproxy) -> the note shown until the in
     (False, True): "nodes behind real haproxy; try: fleetdeck drain node-001. Ctrl-C quits.",
 }
 HINT = "to act, in another shell: export FLEETDECK_CONFIG={config}"
+WELCOME = (
+    "A simulated fleet behind a two-replica gateway. {incident}Keys: d drain, u undrain, "
+    "f fail over, F fail back, b roll back, enter details, ? all keys. Other shells can act "
+    "too: export FLEETDECK_CONFIG={config}"
+)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,34 +47,62 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> None:
+    """The TUI on a terminal; with --count, or when stdout is not a terminal, the plain live
+    view (for logs and scripts)."""
     import asyncio
+    import sys
     import tempfile
+    from collections.abc import Callable
     from pathlib import Path
 
+    from console.actions import Actions, audit_path
+    from console.audit import AuditLog
     from console.collector import Collector
     from console.config import load_config
     from console.demo import demo_fleet, run_incident
     from console.headless import audit_overlay, plugins, with_interval
+    from console.history import History
     from console.liveview import show_live
 
     events: list[str] = []
     fleet = demo_fleet(args.nodes, args.seed, args.haproxy)
+    tui = sys.stdout.isatty() and args.count is None
     with tempfile.TemporaryDirectory(prefix="fd-") as folder:
         async with fleet:
             # the config outlives nothing but the demo: other shells act on the fleet with it
             path = Path(folder) / "fleet.yaml"
-            path.write_text(fleet.config_yaml(), encoding="utf-8")
+            # its own audit log, shared with the shells that act on it through this file
+            path.write_text("audit_log: audit.jsonl\n" + fleet.config_yaml(), encoding="utf-8")
             config = with_interval(load_config(path), args.interval)
-            collector = Collector(config, plugins(), overlay=audit_overlay(config, args.audit_log))
+            overlay = audit_overlay(config, args.audit_log)
+            collector = Collector(config, plugins(), overlay=overlay, history=History())
+            say: Callable[[str], None] = events.append
+            app = None
+            if tui:
+                from console.tui.app import FleetdeckApp
+                from console.tui.feed import CollectorFeed
+
+                actions = Actions(config, collector, AuditLog(audit_path(args.audit_log, config)))
+                app = FleetdeckApp(CollectorFeed(collector), actions, commands=config.commands)
+                say = app.incident_notice
             incident = None
             if not args.no_incident:
-                incident = asyncio.create_task(
-                    run_incident(fleet.control_url, [n.name for n in fleet.nodes], events.append)
-                )
-            intro = INTROS[(not args.no_incident, args.haproxy)]
-            hint = HINT.format(config=path)
+                names = [n.name for n in fleet.nodes]
+                incident = asyncio.create_task(run_incident(fleet.control_url, names, say))
             try:
-                await show_live(collector, lambda: [hint, *(events[-2:] or [intro])], args.count)
+                if app is not None:
+                    starts = "" if args.no_incident else "An incident starts in 20 s. "
+                    welcome = WELCOME.format(incident=starts, config=path)
+                    app.call_later(app.notify, welcome, title="fleetdeck demo", timeout=20)
+                    await app.run_async()
+                else:
+                    intro = INTROS[(not args.no_incident, args.haproxy)]
+                    hint = HINT.format(config=path)
+
+                    def notes() -> list[str]:
+                        return [hint, *(events[-2:] or [intro])]
+
+                    await show_live(collector, notes, args.count)
             finally:
                 if incident is not None:
                     incident.cancel()

@@ -18,17 +18,24 @@ def run(args: argparse.Namespace) -> int:
     from console.actions import Actions, audit_path
     from console.audit import AuditLog
     from console.collector import Collector
-    from console.headless import load_fleet, plugins
+    from console.commandline import CommandLine
+    from console.headless import audit_overlay, load_fleet, plugins
     from console.history import History
-    from console.overlay import AuditOverlay
     from console.tui.app import FleetdeckApp
     from console.tui.feed import CollectorFeed
 
     config = load_fleet(args.config)
-    path = audit_path(args.audit_log)
-    collector = Collector(config, plugins(), overlay=AuditOverlay(path, config), history=History())
+    collector = Collector(
+        config, plugins(), overlay=audit_overlay(config, args.audit_log), history=History()
+    )
     read_only = args.read_only or config.read_only
-    actions = Actions(config, collector, AuditLog(path), read_only=read_only)
+    actions = Actions(
+        config,
+        collector,
+        AuditLog(audit_path(args.audit_log, config)),
+        read_only=read_only,
+        commands=CommandLine.for_fleet(config, args.audit_log),
+    )
     app = FleetdeckApp(
         CollectorFeed(collector), actions, read_only=read_only, commands=config.commands
     )

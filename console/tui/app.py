@@ -123,6 +123,10 @@ class FleetdeckApp(App[None]):
             return
         self.push_screen(LogScreen(self.actions.audit))
 
+    def incident_notice(self, text: str) -> None:
+        """Something outside the console happened (the demo's scripted incident)."""
+        self.notify(text, title="incident", severity="warning", timeout=15)
+
     def action_pause(self) -> None:
         self.paused = not self.paused
         self.fleet.paused = self.paused

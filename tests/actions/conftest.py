@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,13 @@ class Edge:
                 assert response.status_code == 200, response.text
                 nodes.append(response.json()["id"].removeprefix("cmpl-").rsplit("-", 1)[0])
         return nodes
+
+
+async def run_printed(command: str) -> Run:
+    """A command fleetdeck printed (retry, revert, re-apply, forget), run as it is pasted."""
+    program, *words = shlex.split(command)
+    assert program == "fleetdeck" and words[-1] == "--yes", command
+    return await fleetdeck(*words)
 
 
 def valid(document: dict[str, Any], schema: str) -> dict[str, Any]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 
 import httpx
 
@@ -16,7 +18,7 @@ from console.config import load_config
 from console.plans import Request
 from console.plugin import load_registry
 from console.sim.haproxy import MAP_NAME
-from tests.actions.conftest import Edge, all_up, valid
+from tests.actions.conftest import Edge, all_up, run_printed, valid
 
 
 def audit_lines(edge: Edge) -> list[dict[str, object]]:
@@ -51,7 +53,9 @@ async def test_drain_reaches_every_replica_and_stops_new_requests(edge: Edge) ->
     assert records[1]["outcome"] == "verified" and records[3]["outcome"] == "noop"
     assert records[0]["reason"] == "INC-7" and records[0]["plan"]["server"] == "node-001"
     assert {c["where"] for c in records[1]["replicas"]} == set(edge.endpoints)
-    assert records[1]["commands"]["revert"].endswith("undrain node-001 --yes")
+    assert "revert" not in records[3]["commands"]  # a no-op undoes nothing
+    revert = await run_printed(records[1]["commands"]["revert"])  # as an operator pastes it
+    assert revert.code == 0 and revert.stdout.startswith("noop: undrain"), revert.stdout
 
 
 async def test_drain_wait_returns_once_in_flight_requests_finish(edge: Edge) -> None:
@@ -131,20 +135,28 @@ async def test_dead_replica_refuses_then_force_is_partial_and_a_retry_converges(
 async def test_a_replica_killed_during_the_action_makes_it_partial(edge: Edge) -> None:
     config = load_config(edge.config)
     collector = Collector(config, load_registry())
+    victim = edge.replicas[0].process
+    assert victim is not None
+
+    def kill_once_intent_is_recorded(text: str) -> None:
+        if text.startswith("intent recorded"):  # after the fresh preflight, before any change
+            os.kill(victim.pid, signal.SIGKILL)
+
     try:
         await collector.scrape_all()
         actions = Actions(config, collector, AuditLog(edge.audit))
         plan = actions.plan(Request("drain", "node-002"))
         assert plan.refusal is None and len(plan.replicas) == 2
-        await edge.replicas[0].kill()  # after the preflight, before the change
-        outcome = await actions.execute(plan)
+        outcome = await actions.execute(plan, progress=kill_once_intent_is_recorded)
     finally:
         await collector.aclose()
     assert (outcome.status, outcome.exit_code) == ("partial", 3)
-    assert outcome.retry is not None and outcome.retry.endswith("drain node-002 --yes")
+    assert outcome.retry is not None
     failed = [c for c in outcome.changes if not c.ok]
     assert [c.where for c in failed] == [edge.replicas[0].runtime_endpoint]
     assert (await edge.read(1)).servers[("pool-a", "node-002")].state == "DRAIN"
+    retry = await run_printed(outcome.retry)  # refused: the dead replica is still dead
+    assert retry.code == 1 and "--force" in retry.stdout
 
 
 async def test_draining_below_min_healthy_is_refused_and_touches_nothing(edge: Edge) -> None:
@@ -172,11 +184,10 @@ async def test_restarting_haproxy_after_a_drain_shows_drift(edge: Edge) -> None:
     status = await edge.run("status", "-o", "json", "--window", "0.2s")
     (drift,) = valid(status.json(), "status")["drift"]
     assert (drift["target"], drift["expected"]) == ("node-001", "DRAIN")
-    assert drift["reapply"].endswith("drain node-001 --yes")
     check = await edge.run("check", "--window", "0.2s")
     assert check.code == 1 and "drift on node-001" in check.stdout
 
-    forget = await edge.run("forget", "node-001", "--yes")
+    forget = await run_printed(drift["forget"])
     assert forget.code == 0, forget.stdout + forget.stderr
     status = await edge.run("status", "-o", "json", "--window", "0.2s")
     assert status.json()["drift"] == []
@@ -223,3 +234,23 @@ async def test_pool_rollback_cures_a_bad_deploy_one_node_at_a_time(edge: Edge) -
     status = await edge.run("status", "-o", "json", "--window", "1s")
     pool = next(p for p in status.json()["pools"] if p["name"] == "pool-a")
     assert pool["error_rate"] is not None and pool["error_rate"] < 0.05
+
+
+async def test_two_drains_planned_together_cannot_both_pass_min_healthy(edge: Edge) -> None:
+    config = load_config(edge.config)
+    collector = Collector(config, load_registry())
+    try:
+        await collector.scrape_all()
+        actions = Actions(config, collector, AuditLog(edge.audit))
+        first = actions.plan(Request("drain", "node-001"))
+        second = actions.plan(Request("drain", "node-002"))
+        assert first.refusal is None and second.refusal is None  # each fine on its own
+        assert "pool-a" in first.locks
+        done = await actions.execute(first)
+        late = await actions.execute(second)  # planned before the first ran
+    finally:
+        await collector.aclose()
+    assert done.status == "verified"
+    assert late.status == "refused" and late.detail is not None
+    assert late.detail.startswith("on a fresh look: draining node-002 leaves 0 healthy")
+    assert await edge.states("node-002") == ["UP", "UP"]

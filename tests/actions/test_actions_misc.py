@@ -12,8 +12,14 @@ from pathlib import Path
 import httpx
 import yaml
 
+from console.actions import Actions
+from console.audit import AuditLog
+from console.collector import Collector
+from console.config import load_config
 from console.identity import Identity
 from console.locks import TargetLocks, lock_folder
+from console.plans import Request
+from console.plugin import load_registry
 from tests.actions.conftest import Edge, start_edge
 from tests.integration.conftest import fleetdeck
 
@@ -189,12 +195,23 @@ async def test_rollback_of_a_node_to_a_revision_and_a_busy_agent(edge: Edge) -> 
     run = await edge.run("rollback", node.name, "--to", "rev-1", "--yes")
     assert run.code == 0, run.stdout + run.stderr
     assert f"{node.name} serves rev-1" in run.stdout
-    async with httpx.AsyncClient(base_url=node.agent, timeout=5.0) as agent:
-        started = await agent.post("/v1/rollback", json={"to": "rev-2"})
-        assert started.status_code == 202
-        busy = await edge.run("rollback", node.name, "--to", "rev-1", "--yes")
-    assert busy.code == 2, busy.stdout + busy.stderr
-    assert "HTTP 409" in busy.stdout and busy.stdout.startswith("failed:")
-    assert "retry:" in busy.stdout
+    again = await edge.run("rollback", node.name, "--to", "rev-1", "--yes")
+    assert again.code == 0 and "already at rev-1" in again.stdout  # not drained for nothing
+    assert "DRAIN" not in again.stdout
+
+    config = load_config(edge.config)
+    collector = Collector(config, load_registry())
+    try:
+        await collector.scrape_all()
+        actions = Actions(config, collector, AuditLog(edge.audit))
+        async with httpx.AsyncClient(base_url=node.agent, timeout=5.0) as agent:
+            started = await agent.post("/v1/rollback", json={"to": "rev-2"})
+            assert started.status_code == 202  # someone else's rollback, still running
+            busy = await actions.execute(actions.plan(Request("rollback", node.name, to="rev-2")))
+    finally:
+        await collector.aclose()
+    assert (busy.status, busy.exit_code) == ("failed", 2)
+    assert any("HTTP 409" in (c.detail or "") for c in busy.changes)
+    assert busy.retry is not None and "--to rev-2" in busy.retry
     # the rollback never started: the node went back into rotation
     assert await edge.states(node.name, backend="pool-b") == ["UP", "UP"]

@@ -152,11 +152,31 @@ def test_drift_after_a_reload_dropped_a_drain_and_a_failover(
         f"route → be_us on {ONE}",
     )
     assert (second.target, second.observed) == ("us-1", f"UP on {ONE}")
-    assert second.reapply.endswith("drain us-1 --yes") and second.forget.endswith(
-        "forget us-1 --yes"
-    )
+    flags = f"-c {config.path} --yes"
+    assert second.reapply == f"fleetdeck drain us-1 {flags}"
+    assert second.forget == f"fleetdeck forget us-1 {flags}"
 
     audit.result(audit.intent("forget", ["us-1"], {}, None), "verified", duration_s=0.0)
     assert [d.target for d in overlay.drift(lost)] == ["us"]
     audit.result(audit.intent("failback", ["us"], {}, None), "verified", duration_s=0.1)
     assert overlay.drift(lost) == ()
+
+
+def test_a_later_undrain_that_failed_leaves_no_drift_to_re_apply(
+    config: FleetConfig, tmp_path: Path
+) -> None:
+    audit = AuditLog(tmp_path / "audit.jsonl", identity=Identity("ops", "bastion", None))
+    plan = {"server": "us-1", "backend": "be_us", "state": "DRAIN"}
+    audit.result(audit.intent("drain", ["us-1"], plan, None), "verified", duration_s=0.1)
+    audit.result(audit.intent("undrain", ["us-1"], plan, None), "partial", duration_s=0.1)
+    lost = gateway_view(config, [watch(config, replica(ONE), replica(TWO))], 10.5, 3.0)
+    assert AuditOverlay(audit.path, config).drift(lost) == ()  # not "re-drain it"
+    # a rollback of the pool is not a route change: the failover's drift stays
+    audit.result(
+        audit.intent("failover", ["us"], {"backend": "be_eu", "to": None}, None),
+        "verified",
+        duration_s=0.1,
+    )
+    audit.result(audit.intent("rollback", ["us", "us-1"], {}, None), "verified", duration_s=1.0)
+    (drift,) = AuditOverlay(audit.path, config).drift(lost)
+    assert drift.target == "us" and drift.expected == "route → be_eu"
