@@ -57,7 +57,16 @@ __all__ = [
     "parse_duration",
 ]
 
-_TOP_KEYS = ("refresh", "alerts", "read_only", "audit_log", "commands", "gateways", "pools")
+_TOP_KEYS = (
+    "refresh",
+    "alerts",
+    "read_only",
+    "audit_log",
+    "theme",
+    "commands",
+    "gateways",
+    "pools",
+)
 _COMMAND_KEYS = ("name", "key", "scope", "argv", "confirm", "dangerous", "timeout")
 # keys the console binds itself: an operator command cannot take them
 RESERVED_KEYS = frozenset("duFfbaspqr?:/") | {"enter", "escape", "tab", "ctrl+p", "ctrl+c"}
@@ -291,6 +300,7 @@ class FleetReader(NodeReader):
         self._check_command_keys(commands)
         read_only = self.optional(entries, "", "read_only", self.flag)
         audit_log = self.optional(entries, "", "audit_log", self.text)
+        theme = self.optional(entries, "", "theme", self.text)
         self._check_names()
         self._check_references()
         if self.problems:
@@ -304,6 +314,7 @@ class FleetReader(NodeReader):
             nodes=tuple(nodes),  # type: ignore[arg-type]
             commands=tuple(commands),  # type: ignore[arg-type]
             read_only=bool(read_only),
+            theme=theme,
             # relative to the config file, like every path a user writes there
             audit_log=None
             if audit_log is None

@@ -149,6 +149,7 @@ class FleetConfig:
     commands: tuple[CommandConfig, ...] = ()
     read_only: bool = False
     audit_log: str | None = None  # shared by everyone using this file; locks sit beside it
+    theme: str | None = None  # the TUI's theme; --theme wins
 
     def pool(self, name: str) -> PoolConfig:
         return next(p for p in self.pools if p.name == name)

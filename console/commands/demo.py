@@ -17,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--interval", type=duration, default=1.0, metavar="DURATION")
     parser.add_argument("--count", type=positive_int, metavar="N", help="stop after N refreshes")
     parser.add_argument("--no-incident", action="store_true", help="leave the fleet healthy")
+    parser.add_argument("--theme", metavar="NAME", help="the TUI's theme")
     parser.add_argument(
         "--haproxy",
         action="store_true",
@@ -81,9 +82,17 @@ async def _demo(args: argparse.Namespace) -> None:
             if tui:
                 from console.tui.app import FleetdeckApp
                 from console.tui.feed import CollectorFeed
+                from console.tui.themes import choose_theme, load_themes, theme_folders
 
+                themes = load_themes(theme_folders())
                 actions = Actions(config, collector, AuditLog(audit_path(args.audit_log, config)))
-                app = FleetdeckApp(CollectorFeed(collector), actions, commands=config.commands)
+                app = FleetdeckApp(
+                    CollectorFeed(collector),
+                    actions,
+                    commands=config.commands,
+                    themes=themes,
+                    theme=choose_theme(themes, args.theme),
+                )
                 say = app.incident_notice
             incident = None
             if not args.no_incident:

@@ -11,6 +11,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("tui", help="the live fleet console (the default)")
     add_common(parser)
     parser.add_argument("--read-only", action="store_true", help="refuse every action")
+    parser.add_argument("--theme", metavar="NAME", help="a theme from themes/ (see --help)")
     parser.set_defaults(func=run)
 
 
@@ -23,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from console.history import History
     from console.tui.app import FleetdeckApp
     from console.tui.feed import CollectorFeed
+    from console.tui.themes import choose_theme, load_themes, theme_folders
 
     config = load_fleet(args.config)
     collector = Collector(
@@ -36,8 +38,15 @@ def run(args: argparse.Namespace) -> int:
         read_only=read_only,
         commands=CommandLine.for_fleet(config, args.audit_log),
     )
+    themes = load_themes(theme_folders())
+    theme = choose_theme(themes, args.theme or config.theme)  # an unknown name: a clear error
     app = FleetdeckApp(
-        CollectorFeed(collector), actions, read_only=read_only, commands=config.commands
+        CollectorFeed(collector),
+        actions,
+        read_only=read_only,
+        commands=config.commands,
+        themes=themes,
+        theme=theme,
     )
     app.run()
     return 0

@@ -28,7 +28,15 @@ from console.tui.feed import Feed
 from console.tui.fleet import FleetScreen
 from console.tui.help import HelpScreen, binding_rows
 from console.tui.log import LogScreen
-from console.tui.rows import DEFAULT_PALETTE
+from console.tui.palette import FleetCommands
+from console.tui.themes import (
+    LoadedTheme,
+    ThemeSet,
+    app_ansi_color,
+    choose_theme,
+    load_themes,
+    theme_folders,
+)
 
 ACK_FOR_S = 1800.0  # `a` silences an alert for 30 minutes
 OUTCOME_SEVERITY = {
@@ -44,7 +52,9 @@ OUTCOME_SEVERITY = {
 class FleetdeckApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "fleetdeck"
+    COMMANDS = App.COMMANDS | {FleetCommands}
     BINDINGS = [
+        Binding("colon", "command_palette", "Commands", key_display=":"),
         Binding("q", "quit_safely", "Quit"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("p", "pause", "Pause"),
@@ -66,15 +76,19 @@ class FleetdeckApp(App[None]):
         *,
         read_only: bool = False,
         commands: tuple[CommandConfig, ...] = (),
-        palette: Mapping[str, str] = DEFAULT_PALETTE,
+        themes: ThemeSet | None = None,
+        theme: LoadedTheme | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__()
+        # with NO_COLOR, colours fall back to the terminal's own and bold/reverse carry status
+        super().__init__(ansi_color=app_ansi_color())
         self.feed = feed
         self.actions = actions
         self.read_only = read_only
         self.commands = commands
-        self.palette = palette
+        self.themes = themes if themes is not None else load_themes(theme_folders())
+        self.chosen = theme if theme is not None else choose_theme(self.themes)
+        self.palette: Mapping[str, str] = self.chosen.palette
         self.clock = clock
         self.latest: Snapshot | None = None
         self.paused = False
@@ -86,6 +100,13 @@ class FleetdeckApp(App[None]):
                 self.bind(command.key, f"command('{command.name}')", description=command.name)
 
     def on_mount(self) -> None:
+        for loaded in self.themes.themes.values():
+            self.register_theme(loaded.textual)
+        if self.chosen.name not in self.themes.themes:
+            self.register_theme(self.chosen.textual)
+        self.theme = self.chosen.name
+        for problem in self.themes.problems:
+            self.notify(f"theme skipped: {problem}", severity="warning", timeout=10)
         self.fleet = FleetScreen(self.palette, self.clock)
         self.push_screen(self.fleet)
         self.run_worker(self.feed.run(self.publish), name="feed", exclusive=True)
@@ -122,6 +143,22 @@ class FleetdeckApp(App[None]):
             self.notify("no audit log: no fleet to act on", severity="warning")
             return
         self.push_screen(LogScreen(self.actions.audit))
+
+    def watch_theme(self, name: str) -> None:
+        """A theme of ours brings its status styles; Textual's own keep the last ones."""
+        loaded = self.themes.themes.get(name)
+        if loaded is None or not hasattr(self, "fleet"):
+            return
+        self.palette = self.fleet.palette = loaded.palette
+        self.fleet.redraw()
+
+    def go_to(self, name: str) -> None:
+        """Put the cursor on a node or pool (from the command palette)."""
+        self.fleet.go_to(name)
+
+    def act_on(self, action: str, name: str) -> None:
+        ack_for = ACK_FOR_S if action == "ack" else None
+        self.act(Request(action, name, ack_for=ack_for))
 
     def incident_notice(self, text: str) -> None:
         """Something outside the console happened (the demo's scripted incident)."""

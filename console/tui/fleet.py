@@ -178,6 +178,19 @@ class FleetScreen(Screen[None]):
         field.value = self.filter_text
         field.focus()
 
+    def go_to(self, name: str) -> None:
+        """Focus the table holding `name` and put its cursor there (clearing a filter that
+        hides it)."""
+        if self.snapshot is None:
+            return
+        is_pool = any(p.name == name for p in self.snapshot.pools)
+        table = self.query_one("#pools" if is_pool else "#nodes", LiveTable)
+        if not is_pool and self.filter_text and name not in table.rows:
+            self.action_clear_filter()
+        table.focus()
+        if name in table.rows:
+            table.move_cursor(row=table.get_row_index(name))
+
     def action_switch_table(self) -> None:
         pools = self.query_one("#pools", LiveTable)
         (self.query_one("#nodes", LiveTable) if pools.has_focus else pools).focus()

@@ -15,17 +15,6 @@ from console.render import SEVERITY_MARK, fmt
 
 Row = TypeVar("Row", NodeStatus, PoolStatus)
 Cell = str | Text
-# the Rich style of each status word; themes supply their own (console.tui.themes)
-DEFAULT_PALETTE = {
-    "ok": "green",
-    "warn": "yellow",
-    "unknown": "magenta",
-    "crit": "bold red",
-    "ack": "dim",
-    "stale": "magenta",
-    "down": "bold red",
-    "drain": "cyan",
-}
 BAR = " ▁▂▃▄▅▆▇█"
 CELL_PADDING = 2  # DataTable pads each cell by one column on either side
 

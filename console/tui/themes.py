@@ -41,8 +41,8 @@ from console.model import Severity
 DEFAULT_THEME = "fleetdeck-dark"
 MONO_THEME = "fleetdeck-mono"
 ANSI_THEME = "fleetdeck-16"
-# The status words a theme styles: the four severities, then markers (the shape of the TUI's
-# palette, console.tui.rows.DEFAULT_PALETTE).
+# The status words a theme styles: the four severities, then markers (the TUI's palette, which
+# every cell formatter in console.tui.rows takes).
 STATUS_KEYS = ("ok", "warn", "unknown", "crit", "ack", "stale", "down", "drain")
 
 _COLOUR_KEYS = (

@@ -22,6 +22,7 @@ from console.plugin import load_registry
 from console.sim import SimFleet
 from console.tui.app import FleetdeckApp
 from console.tui.feed import CollectorFeed
+from console.tui.themes import DEFAULT_THEME, choose_theme, load_themes, theme_folders
 
 WAIT_S = 10.0
 
@@ -38,8 +39,14 @@ class Console:
             config, load_registry(), overlay=AuditOverlay(self.audit, config), history=History()
         )
         actions = Actions(config, collector, AuditLog(self.audit), read_only=read_only)
+        themes = load_themes(theme_folders())
         return FleetdeckApp(
-            CollectorFeed(collector), actions, read_only=read_only, commands=config.commands
+            CollectorFeed(collector),
+            actions,
+            read_only=read_only,
+            commands=config.commands,
+            themes=themes,
+            theme=choose_theme(themes, DEFAULT_THEME),  # whatever TERM the tests run under
         )
 
 

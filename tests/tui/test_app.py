@@ -6,6 +6,7 @@ import io
 import json
 
 from rich.console import Console as RichConsole
+from textual.command import CommandList
 from textual.widgets import Input, Sparkline
 
 from console.tui.confirm import ConfirmModal
@@ -24,6 +25,12 @@ def text_of(widget: object) -> str:
     console = RichConsole(width=80, record=True, file=io.StringIO())
     console.print(widget.content)  # type: ignore[attr-defined]
     return console.export_text()
+
+
+def offered(app: object) -> int:
+    """How many hits the open command palette lists (0 when none is open yet)."""
+    lists = app.screen.query(CommandList)  # type: ignore[attr-defined]
+    return lists.first().option_count if lists else 0
 
 
 def node_keys(app: object) -> list[str]:
@@ -231,3 +238,36 @@ async def test_the_action_log_lists_actions_newest_first(sim_console: Console) -
         await pilot.press("enter")
         events = str(app.screen.query_one("#detail-events").render())
         assert "verified: drain node node-001" in events
+
+
+async def test_the_command_palette_jumps_and_acts(sim_console: Console) -> None:
+    app = sim_console.app()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(node_keys(app)) == 6, "six node rows")
+        await pilot.press("colon", *"go to node-005")
+        await until(pilot, lambda: offered(app) > 0, "the palette's hits")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, FleetScreen), "the palette to close")
+        assert app.screen.query_one("#nodes", LiveTable).cursor_key == "node-005"
+
+        await pilot.press("colon", *"failover pool-a")
+        await until(pilot, lambda: offered(app) > 0, "the palette's hits")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the failover's plan")
+        assert app.screen.plan.summary.startswith("failover pool pool-a")
+        await pilot.press("n")
+
+
+async def test_switching_theme_restyles_the_status_words(sim_console: Console) -> None:
+    app = sim_console.app()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(node_keys(app)) == 6, "six node rows")
+        assert app.theme == "fleetdeck-dark"
+        before = app.palette["ok"]
+        app.theme = "fleetdeck-colorblind"
+        await pilot.pause()
+        assert app.palette["ok"] != before
+        assert app.screen.palette is app.palette
+        nodes = app.screen.query_one("#nodes", LiveTable)
+        cell = nodes.get_cell("node-001", "severity")
+        assert cell.style == app.palette[app.latest.nodes[0].severity.label]
