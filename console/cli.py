@@ -73,8 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return Exit.UNKNOWN
         raise
     if args.command is None:
-        # Plain `fleetdeck` is the TUI's place; until it lands it watches this host alone when
-        # no fleet config is found, and shows the commands otherwise.
+        # plain `fleetdeck`: the console on the fleet config found, else this host alone
         from console.config import find_config
 
         try:
@@ -82,10 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except FleetdeckError as exc:
             print(f"fleetdeck: {exc.title}: {exc}", file=sys.stderr)
             return Exit.CONFIG
-        if found is not None:
-            parser.print_help(sys.stderr)
-            return Exit.USAGE
-        args = parser.parse_args(["local"])
+        args = parser.parse_args(["tui"] if found is not None else ["local"])
     from console.logfile import setup_logging
 
     setup_logging(debug=args.debug)

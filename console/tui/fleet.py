@@ -143,7 +143,7 @@ class FleetScreen(Screen[None]):
         shown = sorted((n for n in snapshot.nodes if matches(n, self.filter_text)), key=key)
         nodes = self.query_one("#nodes", LiveTable)
         self._fill(nodes, NODE_COLUMNS, shown, width)
-        nodes.border_subtitle = f"sort: {label}" + (
+        nodes.border_title = f"sort: {label}" + (
             f"  filter: {self.filter_text}" if self.filter_text else ""
         )
         strip = gateway_lines(snapshot, self.palette)

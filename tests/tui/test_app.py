@@ -59,16 +59,16 @@ async def test_sort_filter_pause_and_refresh(sim_console: Console) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: len(node_keys(app)) == 6, "six node rows")
         nodes = app.screen.query_one("#nodes", LiveTable)
-        assert nodes.border_subtitle == "sort: severity"
+        assert nodes.border_title == "sort: severity"
         await pilot.press("s")
-        assert nodes.border_subtitle == "sort: name"
+        assert nodes.border_title == "sort: name"
         assert node_keys(app) == sorted(node_keys(app))
 
         await pilot.press("slash")
         assert app.screen.query_one("#filter", Input).has_focus
         await pilot.press(*"pool-b", "enter")
         assert set(node_keys(app)) == {"node-004", "node-005", "node-006"}
-        assert "filter: pool-b" in str(nodes.border_subtitle)
+        assert "filter: pool-b" in str(nodes.border_title)
         await pilot.press("slash", "escape")  # clears it
         await until(pilot, lambda: len(node_keys(app)) == 6, "the filter cleared")
 
