@@ -227,7 +227,7 @@ def snapshot_table(snapshot: Snapshot, height: int | None = None) -> Any:
         reasons = troubled[:TROUBLE_LINES]
         # header, pools, gaps, column heads, gateways and drift
         fixed = 6 + len(snapshot.pools) + len(reasons) + len(snapshot.gateways)
-        fixed += len(snapshot.drift)
+        fixed += 3 * len(snapshot.drift)
         room = max(1, height - fixed)
         if len(ordered) > room:
             shown = ordered[: room - 1]
@@ -255,15 +255,22 @@ def snapshot_table(snapshot: Snapshot, height: int | None = None) -> Any:
         + (f": {'; '.join(g.reasons)}" if g.reasons else "")
         for g in snapshot.gateways
     ]
-    lines += [
-        f"drift {d.target}: expected {d.expected}, shows {d.observed}; re-apply: {d.reapply}"
-        for d in snapshot.drift
-    ]
     lines += [f"{node.name}: {'; '.join(node.reasons)}" for node in reasons]
     if len(reasons) < len(troubled):
         lines.append(f"… {len(troubled) - len(reasons)} more nodes in trouble")
     trouble = Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
+    # drift is shown whole, wrapped if need be: its commands are meant to be pasted
+    drift = Text(
+        "".join(
+            f"drift {d.target}: expected {d.expected}, shows {d.observed}\n"
+            f"  re-apply: {d.reapply}\n  forget:   {d.forget}\n"
+            for d in snapshot.drift
+        ).rstrip("\n"),
+        overflow="fold",
+    )
     parts: list[Any] = [header, Text(""), pools, Text(""), nodes, Text(""), trouble]
+    if snapshot.drift:
+        parts.append(drift)
     if len(snapshot.nodes) == 1:  # one host (the local watch): its GPUs one by one
         parts[5:5] = [Text(""), gpu_table(snapshot.nodes[0])]
     return Group(*parts)

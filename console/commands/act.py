@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from console.actions import Outcome
     from console.plans import Plan, Request
 
+TIMEOUT_S = 30.0
+ROLLBACK_TIMEOUT_S = 900.0
 PREFLIGHT_WINDOW_S = 1.0  # between the two readings the preflight's rates span
 HELP = {
     "drain": ("NODE", "stop new requests to a node at every gateway replica"),
@@ -67,12 +69,14 @@ def _options(parser: argparse.ArgumentParser, action: str) -> None:
         )
     parser.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
     parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    # a rolling rollback restarts engines one after another: minutes, not seconds
+    default_timeout = ROLLBACK_TIMEOUT_S if action == "rollback" else TIMEOUT_S
     parser.add_argument(
         "--timeout",
         type=duration,
-        default=30.0,
+        default=default_timeout,
         metavar="DURATION",
-        help="for the whole action, verification included (default 30s)",
+        help=f"for the whole action, verification included (default {default_timeout:g}s)",
     )
     parser.add_argument(
         "--force",
