@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 
+import yaml
 from rich.console import Console as RichConsole
 from textual.command import CommandList
 from textual.widgets import Input, Sparkline
@@ -271,3 +273,37 @@ async def test_switching_theme_restyles_the_status_words(sim_console: Console) -
         nodes = app.screen.query_one("#nodes", LiveTable)
         cell = nodes.get_cell("node-001", "severity")
         assert cell.style == app.palette[app.latest.nodes[0].severity.label]
+
+
+async def test_operator_commands_run_on_their_keys(sim_console: Console) -> None:
+    document = yaml.safe_load(sim_console.config_path.read_text())
+    document["commands"] = [
+        {
+            "name": "where",
+            "key": "W",
+            "scope": "node",
+            "argv": [sys.executable, "-c", "print('{node}')"],
+            "confirm": False,
+        },
+        {"name": "wipe", "key": "X", "scope": "pool", "argv": ["false"], "dangerous": True},
+    ]
+    sim_console.config_path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    app = sim_console.app()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(node_keys(app)) == 6, "six node rows")
+        await pilot.press("s", "W")  # no confirmation asked for this one
+        await until(pilot, lambda: sim_console.audit.exists() and not app.running, "the command")
+        records = [json.loads(line) for line in sim_console.audit.read_text().splitlines()]
+        assert [(r["action"], r["outcome"]) for r in records] == [
+            ("command:where", None),
+            ("command:where", "verified"),
+        ]
+        assert records[1]["replicas"][0]["detail"] == "node-001"
+        await pilot.press("X")  # dangerous: confirmed first
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.press("n")
+    read_only = sim_console.app(read_only=True)
+    async with read_only.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        described = dict(read_only.screen.bindings)
+        assert "W" in described and "X" not in described  # dangerous ones are hidden
