@@ -45,7 +45,7 @@ ANSI_THEME = "fleetdeck-16"
 # every cell formatter in console.tui.rows takes).
 STATUS_KEYS = ("ok", "warn", "unknown", "crit", "ack", "stale", "down", "drain")
 
-_COLOUR_KEYS = (
+COLOUR_KEYS = (
     "primary",
     "secondary",
     "accent",
@@ -63,7 +63,7 @@ _TOP_KEYS = (
     "name",
     "dark",
     "ansi",
-    *_COLOUR_KEYS,
+    *COLOUR_KEYS,
     "luminosity_spread",
     "text_alpha",
     "variables",
@@ -172,7 +172,7 @@ class ThemeReader(NodeReader):
             )
         dark = self._value(entries, "dark", self.flag)
         ansi = self._value(entries, "ansi", self.flag)
-        colours = {key: self._value(entries, key, self._colour) for key in _COLOUR_KEYS}
+        colours = {key: self._value(entries, key, self._colour) for key in COLOUR_KEYS}
         spread = self._value(entries, "luminosity_spread", self._fraction)
         alpha = self._value(entries, "text_alpha", self._fraction)
         variables = self._value(entries, "variables", self._variables)

@@ -23,6 +23,7 @@ from console.errors import ConfigError
 from console.model import Severity
 from console.tui.themes import (
     ANSI_THEME,
+    COLOUR_KEYS,
     DEFAULT_THEME,
     MONO_THEME,
     STATUS_KEYS,
@@ -43,19 +44,6 @@ SHIPPED = {
     "fleetdeck-mono",
     "fleetdeck-16",
 }
-THEME_COLOURS = (
-    "primary",
-    "secondary",
-    "accent",
-    "foreground",
-    "background",
-    "surface",
-    "panel",
-    "boost",
-    "success",
-    "warning",
-    "error",
-)
 GOOD = """\
 name: {name}
 dark: true
@@ -107,7 +95,7 @@ def css_colours(theme: LoadedTheme) -> dict[str, Color]:
     from them and the theme's own variables (text styles and `auto` are not colours)."""
     generated = theme.textual.to_color_system().generate() | theme.textual.variables
     values = {f"${name}": value for name, value in generated.items()}
-    values |= {f: v for f in THEME_COLOURS if (v := getattr(theme.textual, f)) is not None}
+    values |= {f: v for f in COLOUR_KEYS if (v := getattr(theme.textual, f)) is not None}
     colours = {}
     for name, value in values.items():
         try:
@@ -281,7 +269,7 @@ def test_mono_theme_has_no_hue_and_marks_status_by_attributes(shipped: ThemeSet)
 
 def test_sixteen_colour_theme_uses_only_ansi_colours(shipped: ThemeSet) -> None:
     theme = shipped.themes[ANSI_THEME]
-    for field in THEME_COLOURS:
+    for field in COLOUR_KEYS:
         value = getattr(theme.textual, field)
         assert value is None or value.startswith("ansi_"), field
     for name, colour in css_colours(theme).items():
