@@ -74,12 +74,15 @@ class DetailScreen(Screen[None]):
                 if self.history is None
                 else self.history.values(self.scope, self.target, figure, HISTORY_S)
             )
+            # from the first reading on: a new console's short history fills the line
+            first = next((i for i, v in enumerate(values) if not math.isnan(v)), len(values))
+            values = values[first:]
             known = [v for v in values if not math.isnan(v)]
             last = known[-1] if known else None
             self.query_one(f"#label-{figure}", Static).update(f"{label:9} {show(last):>7}")
-            self.query_one(f"#spark-{figure}", Sparkline).data = (
-                [0.0 if math.isnan(v) else v for v in values] if known else []
-            )
+            self.query_one(f"#spark-{figure}", Sparkline).data = [
+                0.0 if math.isnan(v) else v for v in values
+            ]
         lines = [f"{_when(e.time)}  {e.target}: {e.text}" for e in self.events.of(self.targets())]
         self.query_one("#detail-events", Static).update(
             "events (newest first)\n" + ("\n".join(lines[:EVENTS_SHOWN]) or "  none yet")
