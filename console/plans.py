@@ -86,16 +86,12 @@ class Plan:
 
     def lines(self) -> list[str]:
         """The plan for people: summary, blast radius, steps, warnings, refusal."""
-        lines = [self.summary]
-        radius = [
-            f"nodes: {', '.join(self.nodes) or '-'}",
-            f"pools: {', '.join(self.pools) or '-'}",
-        ]
+        lines = [self.summary, f"  nodes: {', '.join(self.nodes) or '-'}"]
+        lines.append(f"  pools: {', '.join(self.pools) or '-'}")
         if self.gateway:
-            radius.append(f"gateway: {self.gateway} ({len(self.replicas)} replica(s))")
+            lines.append(f"  gateway: {self.gateway} ({len(self.replicas)} replica(s))")
         if self.in_flight is not None:
-            radius.append(f"in flight: {self.in_flight:g}")
-        lines.append("  " + "   ".join(radius))
+            lines.append(f"  in flight: {self.in_flight:g} request(s)")
         lines += [f"  step: {step}" for step in self.steps]
         lines += [f"  skipped: {replica} (unreachable)" for replica in self.skipped]
         lines += [f"  warning: {warning}" for warning in self.warnings]

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from textual.app import App
-from textual.binding import Binding
+from textual.binding import ActiveBinding, Binding
 
 from console.actions import Actions, Outcome
 from console.fleet import CommandConfig
@@ -79,6 +79,8 @@ class FleetdeckApp(App[None]):
         themes: ThemeSet | None = None,
         theme: LoadedTheme | None = None,
         clock: Callable[[], float] = time.time,
+        history: History | None = None,
+        events: EventLog | None = None,
     ) -> None:
         # with NO_COLOR, colours fall back to the terminal's own and bold/reverse carry status
         super().__init__(ansi_color=app_ansi_color())
@@ -92,8 +94,9 @@ class FleetdeckApp(App[None]):
         self.clock = clock
         self.latest: Snapshot | None = None
         self.paused = False
-        self.events = EventLog()
-        self.history: History | None = feed.collector.history if feed.collector else None
+        self.events = events if events is not None else EventLog()
+        # the collector's rings, or (a frozen snapshot) a history given with it
+        self.history = history or (feed.collector.history if feed.collector else None)
         self.running: dict[str, Plan] = {}  # actions in flight, by audit target
         for command in commands:
             if command.key is not None and not (read_only and command.dangerous):
@@ -179,8 +182,14 @@ class FleetdeckApp(App[None]):
     # --- help and quitting ------------------------------------------------------------
 
     def action_help(self) -> None:
-        active = [(key, binding.binding) for key, binding in self.screen.active_bindings.items()]
-        self.push_screen(HelpScreen(binding_rows(active)))
+        """The console's own keys first (app, then screen), then the focused widget's."""
+        screen = self.screen
+
+        def rank(active: ActiveBinding) -> int:
+            return 0 if active.node is self else 1 if active.node is screen else 2
+
+        active = sorted(screen.active_bindings.items(), key=lambda item: rank(item[1]))
+        self.push_screen(HelpScreen(binding_rows([(key, b.binding) for key, b in active])))
 
     def action_quit_safely(self) -> None:
         if not self.running:

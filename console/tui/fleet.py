@@ -59,6 +59,8 @@ def header_line(snapshot: Snapshot, now: float, paused: bool, palette: Mapping[s
     age = max(0.0, now - snapshot.time)
     line = Text()
     line.append(SEVERITY_MARK[snapshot.severity], palette[snapshot.severity.label])
+    # the live/paused marker first: a narrow terminal cuts the end of the line, never this
+    line.append("  ⏸ paused" if paused else "  ● live", palette["warn"] if paused else "")
     line.append(f" │ up {up}/{len(nodes)} │ pools")
     for severity in Severity:
         count = sum(1 for p in pools if p.severity is severity)
@@ -67,8 +69,7 @@ def header_line(snapshot: Snapshot, now: float, paused: bool, palette: Mapping[s
     line.append(f" │ err {fmt(error_rate, '.1f', 100, '%')}")
     line.append(f" │ queue {fmt(total(p.waiting for p in pools))}")
     line.append(f" │ {fmt(total(p.tokens_per_s for p in pools))} tok/s")
-    line.append(f" │ {age:.0f}s ")
-    line.append("⏸ paused" if paused else "● live", palette["warn"] if paused else "")
+    line.append(f" │ {age:.0f}s old")
     return line
 
 

@@ -33,13 +33,14 @@ class HelpScreen(ModalScreen[None]):
 
 
 def binding_rows(bindings: list[tuple[str, Binding]]) -> list[tuple[str, str]]:
-    """(key, description) for each binding with a description, each key once."""
-    seen: set[str] = set()
-    rows = []
+    """(key, description) for each binding with a description: each description once, with
+    its shortest key (`q` rather than `ctrl+q`), in the order the descriptions first come."""
+    best: dict[str, str] = {}
     for key, binding in bindings:
         shown = binding.key_display or key
-        if not binding.description or shown in seen:
+        if not binding.description:
             continue
-        seen.add(shown)
-        rows.append((shown, binding.description))
-    return rows
+        known = best.get(binding.description)
+        if known is None or len(shown) < len(known):
+            best[binding.description] = shown
+    return [(key, description) for description, key in best.items()]

@@ -100,7 +100,7 @@ def _route(pool: PoolStatus, palette: Mapping[str, str]) -> Cell:
 
 POOL_COLUMNS: tuple[Column[PoolStatus], ...] = (
     Column("name", "POOL", 10, 0, lambda p, c: p.name),
-    Column("model", "MODEL", 16, 5, lambda p, c: p.model or "-"),
+    Column("model", "MODEL", 28, 5, lambda p, c: p.model or "-"),
     Column("severity", "SEV", 10, 0, lambda p, c: severity_cell(p.severity, p.ack is not None, c)),
     Column("healthy", "OK", 5, 0, lambda p, c: f"{p.healthy}/{p.nodes}", right=True),
     Column("running", "RUN", 5, 1, lambda p, c: fmt(p.running), right=True),
