@@ -27,7 +27,7 @@ from console.errors import FleetdeckError, SourceError
 from console.fleet import FleetConfig, NodeConfig
 from console.gateways import GatewayWatch, gateway_view, gateway_watches
 from console.history import History
-from console.model import Reading, Snapshot
+from console.model import EngineSample, Reading, Snapshot
 from console.overlay import AuditOverlay
 from console.plugin import Registry, Source
 from console.snapshot import build_snapshot
@@ -60,8 +60,8 @@ class Target:
     successes: int = 0  # since start, for benchmarks and the flight recorder
     failures_total: int = 0
     next_due: float = 0.0
-    # (monotonic time, reading) of recent good scrapes, for rates over the window
-    recent: deque[tuple[float, Reading]] = field(default_factory=deque)
+    # (monotonic time, engine figures) of recent good scrapes, for rates over the window
+    recent: deque[tuple[float, EngineSample]] = field(default_factory=deque)
 
     @property
     def up(self) -> bool:
@@ -160,9 +160,17 @@ class Collector:
         now = self.clock()
         target.reading, target.error, target.last_ok, target.failures = reading, None, now, 0
         target.successes += 1
+        engine = reading.engine
+        if engine is None:  # GPUs and host figures need no history here: no rates of them
+            return
         recent = target.recent
-        recent.append((now, reading))
-        # keep one reading older than the window, so the window is always spanned
+        # rates need only the window's two ends: keep samples a quarter window apart (the
+        # newest replacing its predecessor until then), a handful per target at any interval
+        if len(recent) >= 2 and now - recent[-2][0] < self.rate_window / 4:
+            recent[-1] = (now, engine)
+        else:
+            recent.append((now, engine))
+        # keep one sample older than the window, so the window is always spanned
         while len(recent) > 2 and now - recent[1][0] >= self.rate_window:
             recent.popleft()
 

@@ -61,7 +61,7 @@ def _health(target: Target, now: float, alerts: Alerts) -> TargetHealth:
 
 def _engine_window(target: Target) -> tuple[EngineFigures, Histogram | None]:
     """Figures over the target's rate window, and its TTFT increase (for pool quantiles)."""
-    samples = [(t, r.engine) for t, r in target.recent if r.engine is not None]
+    samples = target.recent
     if not samples:
         return NO_FIGURES, None
     return engine_window(samples[0] if len(samples) > 1 else None, samples[-1])
