@@ -13,6 +13,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Sparkline, Static
 
@@ -67,6 +68,12 @@ class DetailScreen(Screen[None]):
     def apply(self, snapshot: Snapshot) -> None:
         if not self.is_mounted:
             return
+        try:
+            self._draw(snapshot)
+        except NoMatches:  # torn down between the check and now (the app is exiting)
+            return
+
+    def _draw(self, snapshot: Snapshot) -> None:
         self.fill(snapshot)
         for figure, label, show in FIGURES:
             values = (

@@ -13,6 +13,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
@@ -134,6 +135,12 @@ class FleetScreen(Screen[None]):
         snapshot = self.snapshot
         if snapshot is None or not self.is_mounted:
             return
+        try:
+            self._draw(snapshot)
+        except NoMatches:  # torn down between the check and now (the app is exiting)
+            return
+
+    def _draw(self, snapshot: Snapshot) -> None:
         width = self.size.width or 80
         header = self.query_one("#fleet-header", Static)
         header.update(header_line(snapshot, self.clock(), self.paused, self.palette))
