@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import errno
 import fcntl
@@ -62,7 +61,6 @@ from rich.console import RenderableType  # noqa: E402
 from textual import events  # noqa: E402
 from textual._compositor import CompositorUpdate  # noqa: E402
 from textual.screen import Screen  # noqa: E402
-from textual.worker import WorkerCancelled  # noqa: E402
 
 from console.actions import Actions  # noqa: E402
 from console.audit import AuditLog  # noqa: E402
@@ -282,16 +280,6 @@ async def modal_latency(
     return painted, answerable
 
 
-async def stop_feed(app: FleetdeckApp) -> None:
-    """Stop the feed before the app exits: Textual takes the screens down before it cancels
-    the app's workers, and a snapshot published meanwhile fails the feed worker with NoMatches
-    (the fleet screen's widgets are gone)."""
-    for worker in [worker for worker in app.workers if worker.name == "feed"]:
-        worker.cancel()
-        with contextlib.suppress(WorkerCancelled):  # what wait() says of a cancelled worker
-            await worker.wait()
-
-
 # --- 1 and 2: replayed and live -------------------------------------------------------------
 
 
@@ -334,7 +322,6 @@ async def live(config: FleetConfig, audit: Path, seconds: float, presses: int) -
         cores = (sum(cpu.cpu_times()[:2]) - cpu_before) / (until - since)
         # a stride that is no divisor of the 1 s tick samples every phase of the cycle
         modal, answerable = await modal_latency(recorder, presses, 0.37)
-        await stop_feed(app)
     timed, unpainted = recorder.applied(since, until)
     return {
         "applied": timed,
@@ -479,7 +466,6 @@ async def memory_steps(config_path: Path, blob: bytes, seconds: float) -> dict[s
         await asyncio.sleep(seconds)
         figures["app"] = rss_mb()
         figures["series"] = len(history.series)
-        await stop_feed(app)
     figures["peak"] = peak_rss_mb()
     return figures
 

@@ -19,7 +19,7 @@ class ConfirmModal(ModalScreen[str | None]):
     """Dismissed with the reason ('' for none) when confirmed, None when declined. A refused
     plan can only be closed."""
 
-    AUTO_FOCUS = None  # y/n answer at once; tab moves into the reason field
+    AUTO_FOCUS = ""  # nothing focused: y/n answer at once; tab moves into the reason field
     BINDINGS = [
         Binding("y", "confirm", "Confirm"),
         Binding("n", "decline", "Cancel"),
@@ -42,9 +42,6 @@ class ConfirmModal(ModalScreen[str | None]):
                 yield Static(ANSWER_HINT, id="confirm-hint")
             else:
                 yield Static("n/esc close", id="confirm-hint")
-
-    def on_mount(self) -> None:
-        self.call_after_refresh(self.set_focus, None)  # keys answer until tab enters the field
 
     def action_confirm(self) -> None:
         if self.plan.refusal is None:
