@@ -225,7 +225,7 @@ class Collector:
         """The fleet as the collector last read it, recorded nowhere (actions re-plan on it)."""
         now = self.clock()
         wall = self.wall()
-        view = gateway_view(self.config, self.gateways, now, self.config.alerts.stale_after)
+        view = gateway_view(self.gateways, now, self.config.alerts.stale_after)
         acks, drift = (
             ({}, ())
             if self.overlay is None

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from console.errors import FleetdeckError, GatewayError
-from console.fleet import FleetConfig, GatewayConfig
+from console.fleet import FleetConfig, GatewayConfig, PoolConfig
 from console.gateway import BackendState, GatewayDriver, ReplicaState
 from console.model import BackendFigures, GatewayStatus, ReplicaHealth, Severity
 from console.plugin import Registry
@@ -49,12 +49,35 @@ class GatewayWatch:
     driver: GatewayDriver | None
     maps: tuple[str, ...]  # the route map files its pools name
     error: str | None = None  # why there is no driver
+    # node name -> (backend, server), for every node behind it: the topology, fixed by config
+    servers: tuple[tuple[str, tuple[str, str]], ...] = ()
+    pools: tuple[PoolConfig, ...] = ()
     clock: Callable[[], float] = time.monotonic
     next_due: float = 0.0
     replicas: dict[str, ReplicaRead] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.replicas = {e: ReplicaRead(e) for e in self.config.endpoints}
+
+    @classmethod
+    def of(
+        cls,
+        fleet: FleetConfig,
+        gateway: GatewayConfig,
+        driver: GatewayDriver | None,
+        error: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> GatewayWatch:
+        """A watch of `gateway` with its pools, maps and servers worked out once, not per read."""
+        nodes = {n.name: n for n in fleet.nodes}
+        pools = tuple(p for p in fleet.pools if p.gateway == gateway.name)
+        servers = tuple(
+            (name, (pool.backend or "", nodes[name].server or name))
+            for pool in pools
+            for name in pool.nodes
+        )
+        maps = tuple(dict.fromkeys(p.route.map for p in pools if p.route))
+        return cls(gateway, driver, maps, error, servers, pools, clock)
 
     async def read(self) -> None:
         """Read every replica at once; a dead one costs its own timeout, nothing more."""
@@ -93,17 +116,12 @@ def gateway_watches(
 ) -> list[GatewayWatch]:
     watches = []
     for gateway in config.gateways:
-        maps = tuple(
-            dict.fromkeys(
-                p.route.map for p in config.pools if p.gateway == gateway.name and p.route
-            )
-        )
         try:
             driver: GatewayDriver | None = registry.gateway(gateway)
             error = None
         except FleetdeckError as exc:
             driver, error = None, str(exc)
-        watches.append(GatewayWatch(gateway, driver, maps, error, clock))
+        watches.append(GatewayWatch.of(config, gateway, driver, error, clock))
     return watches
 
 
@@ -192,15 +210,12 @@ def _sum(values: Iterable[int | None]) -> int | None:
     return sum(known) if known else None
 
 
-def gateway_view(
-    config: FleetConfig, watches: Sequence[GatewayWatch], now: float, stale_after: float
-) -> GatewayView:
+def gateway_view(watches: Sequence[GatewayWatch], now: float, stale_after: float) -> GatewayView:
     statuses, servers, routes = [], {}, {}
     for watch in watches:
         gateway = watch.config
         fresh = _fresh(watch, now, stale_after)
         verdict = Verdict()
-        pools = [p for p in config.pools if p.gateway == gateway.name]
         replicas = tuple(
             ReplicaHealth(
                 endpoint=r.endpoint,
@@ -217,20 +232,18 @@ def gateway_view(
         for replica in replicas:
             if not replica.up and watch.error is None:
                 verdict.raise_to(Severity.WARN, f"replica {replica.endpoint}: {replica.error}")
-        for pool in pools:
-            for name in pool.nodes:
-                node = config.node(name)
-                key = (pool.backend or "", node.server or name)
-                values = {e: s.servers[key].state for e, s in fresh.items() if key in s.servers}
-                missing = [e for e, s in fresh.items() if key not in s.servers]
-                if missing:
-                    verdict.raise_to(
-                        Severity.WARN, f"no server {key[0]}/{key[1]} on {', '.join(missing)}"
-                    )
-                if values:
-                    servers[name] = _observed(values)
-                    if (split := servers[name].disagreement) is not None:
-                        verdict.raise_to(Severity.WARN, f"{name}: replicas disagree: {split}")
+        for name, key in watch.servers:
+            values = {e: s.servers[key].state for e, s in fresh.items() if key in s.servers}
+            missing = [e for e, s in fresh.items() if key not in s.servers]
+            if missing:
+                verdict.raise_to(
+                    Severity.WARN, f"no server {key[0]}/{key[1]} on {', '.join(missing)}"
+                )
+            if values:
+                servers[name] = _observed(values)
+                if (split := servers[name].disagreement) is not None:
+                    verdict.raise_to(Severity.WARN, f"{name}: replicas disagree: {split}")
+        for pool in watch.pools:
             if pool.route is not None:
                 entries = {
                     e: s.maps[pool.route.map][pool.route.key]
@@ -245,7 +258,7 @@ def gateway_view(
                     verdict.raise_to(
                         Severity.WARN, f"route of {pool.name}: no key {pool.route.key} in map"
                     )
-        backends = dict.fromkeys(p.backend for p in pools if p.backend)
+        backends = dict.fromkeys(p.backend for p in watch.pools if p.backend)
         statuses.append(
             GatewayStatus(
                 name=gateway.name,

@@ -59,7 +59,7 @@ def replica(
 
 
 def watch(config: FleetConfig, *reads: ReplicaState | None, at: float = 10.0) -> GatewayWatch:
-    watched = GatewayWatch(config.gateways[0], driver=object(), maps=("route.map",))  # type: ignore[arg-type]
+    watched = GatewayWatch.of(config, config.gateways[0], driver=object())  # type: ignore[arg-type]
     for endpoint, read in zip((ONE, TWO), reads, strict=True):
         target = watched.replicas[endpoint]
         if read is None:
@@ -70,7 +70,7 @@ def watch(config: FleetConfig, *reads: ReplicaState | None, at: float = 10.0) ->
 
 
 def test_agreeing_replicas_give_states_and_routes(config: FleetConfig) -> None:
-    view = gateway_view(config, [watch(config, replica(ONE), replica(TWO))], 10.5, 3.0)
+    view = gateway_view([watch(config, replica(ONE), replica(TWO))], 10.5, 3.0)
     (status,) = view.statuses
     assert (status.replicas_up, status.replicas_total, status.severity) == (2, 2, Severity.OK)
     assert view.servers["us-2"].value == "UP" and view.routes["us"].value == "be_us"
@@ -78,9 +78,7 @@ def test_agreeing_replicas_give_states_and_routes(config: FleetConfig) -> None:
 
 
 def test_a_drain_on_one_replica_only_is_a_warning(config: FleetConfig) -> None:
-    view = gateway_view(
-        config, [watch(config, replica(ONE, {"us-1": "DRAIN"}), replica(TWO))], 10.5, 3.0
-    )
+    view = gateway_view([watch(config, replica(ONE, {"us-1": "DRAIN"}), replica(TWO))], 10.5, 3.0)
     assert view.servers["us-1"].value == "DRAIN"  # the state furthest out of service
     (status,) = view.statuses
     assert status.severity is Severity.WARN
@@ -88,20 +86,18 @@ def test_a_drain_on_one_replica_only_is_a_warning(config: FleetConfig) -> None:
 
 
 def test_routes_that_disagree_are_a_warning(config: FleetConfig) -> None:
-    view = gateway_view(
-        config, [watch(config, replica(ONE, route="be_eu"), replica(TWO))], 10.5, 3.0
-    )
+    view = gateway_view([watch(config, replica(ONE, route="be_eu"), replica(TWO))], 10.5, 3.0)
     assert view.routes["us"].disagreement == f"be_eu on {ONE}, be_us on {TWO}"
     assert view.statuses[0].severity is Severity.WARN
 
 
 def test_dead_and_stale_replicas(config: FleetConfig) -> None:
-    half = gateway_view(config, [watch(config, replica(ONE), None)], 10.5, 3.0)
+    half = gateway_view([watch(config, replica(ONE), None)], 10.5, 3.0)
     (status,) = half.statuses
     assert status.replicas_up == 1 and status.severity is Severity.WARN
     assert status.reasons == (f"replica {TWO}: connection refused",)
     # refresh interval 2s, stale after 3 intervals: a read 7 s old no longer counts
-    stale = gateway_view(config, [watch(config, replica(ONE), replica(TWO), at=3.0)], 10.0, 3.0)
+    stale = gateway_view([watch(config, replica(ONE), replica(TWO), at=3.0)], 10.0, 3.0)
     assert stale.statuses[0].replicas_up == 0 and stale.statuses[0].severity is Severity.CRIT
     assert stale.servers == {}
 
@@ -110,7 +106,7 @@ def test_a_missing_server_is_named(config: FleetConfig) -> None:
     read = replica(ONE)
     servers = {k: v for k, v in read.servers.items() if k != ("be_us", "s2")}
     gone = ReplicaState(ONE, servers, read.backends, read.maps)
-    view = gateway_view(config, [watch(config, gone, replica(TWO))], 10.5, 3.0)
+    view = gateway_view([watch(config, gone, replica(TWO))], 10.5, 3.0)
     assert f"no server be_us/s2 on {ONE}" in view.statuses[0].reasons
 
 
@@ -120,7 +116,7 @@ def test_5xx_rate_from_counter_deltas(config: FleetConfig) -> None:
         target = watched.replicas[endpoint]
         target.previous = (target.last_ok or 0.0, target.state)  # type: ignore[assignment]
         target.state, target.last_ok = replica(endpoint, errors=errors), 12.0
-    view = gateway_view(config, [watched], 12.5, 3.0)
+    view = gateway_view([watched], 12.5, 3.0)
     be_us = view.statuses[0].backends[0]
     assert be_us.errors_5xx_per_s == pytest.approx((20 + 5) / 2.0)
 
@@ -136,14 +132,13 @@ def test_drift_after_a_reload_dropped_a_drain_and_a_failover(
         audit.result(audit.intent(action, [target], plan, None), "verified", duration_s=0.1)
     overlay = AuditOverlay(audit.path, config)
     kept = gateway_view(
-        config,
         [watch(config, *(replica(e, {"us-1": "DRAIN"}, "be_eu") for e in (ONE, TWO)))],
         10.5,
         3.0,
     )
     assert overlay.drift(kept) == ()
     lost = gateway_view(
-        config, [watch(config, replica(ONE), replica(TWO, {"us-1": "DRAIN"}, "be_eu"))], 10.5, 3.0
+        [watch(config, replica(ONE), replica(TWO, {"us-1": "DRAIN"}, "be_eu"))], 10.5, 3.0
     )
     first, second = overlay.drift(lost)
     assert (first.target, first.expected, first.observed) == (
@@ -169,7 +164,7 @@ def test_a_later_undrain_that_failed_leaves_no_drift_to_re_apply(
     plan = {"server": "us-1", "backend": "be_us", "state": "DRAIN"}
     audit.result(audit.intent("drain", ["us-1"], plan, None), "verified", duration_s=0.1)
     audit.result(audit.intent("undrain", ["us-1"], plan, None), "partial", duration_s=0.1)
-    lost = gateway_view(config, [watch(config, replica(ONE), replica(TWO))], 10.5, 3.0)
+    lost = gateway_view([watch(config, replica(ONE), replica(TWO))], 10.5, 3.0)
     assert AuditOverlay(audit.path, config).drift(lost) == ()  # not "re-drain it"
     # a rollback of the pool is not a route change: the failover's drift stays
     audit.result(

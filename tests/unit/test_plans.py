@@ -126,7 +126,7 @@ def watches(
     down: tuple[str, ...] = (),
 ) -> list[GatewayWatch]:
     """The edge gateway as if both replicas had just been read (all servers UP unless told)."""
-    watch = GatewayWatch(config.gateways[0], driver=object(), maps=("route.map",))  # type: ignore[arg-type]
+    watch = GatewayWatch.of(config, config.gateways[0], driver=object())  # type: ignore[arg-type]
     servers = {}
     for member in config.nodes:
         pool_config = config.pool(member.pool)
