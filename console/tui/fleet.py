@@ -20,7 +20,7 @@ from textual.widgets import Footer, Input, Static
 from console.model import NodeStatus, PoolStatus, Severity, Snapshot
 from console.render import SEVERITY_MARK, fmt
 from console.rules import total
-from console.tui.rows import NODE_COLUMNS, POOL_COLUMNS, Column, cells, fitting
+from console.tui.rows import NODE_COLUMNS, POOL_COLUMNS, Column, fitting
 from console.tui.table import LiveTable
 
 # `s` cycles through these: (label, sort key of a node; lower first)
@@ -94,6 +94,18 @@ def gateway_lines(snapshot: Snapshot, palette: Mapping[str, str]) -> Text:
     return text
 
 
+class Lines(Static):
+    """Whole lines of text that lay the screen out again only when their number changes: a
+    layout pass costs a frame of its own at 1,000 rows."""
+
+    _count: int | None = None  # lines shown
+
+    def show(self, text: Text) -> None:
+        count = text.plain.count("\n")
+        self.update(text, layout=count != self._count)
+        self._count = count
+
+
 class FleetScreen(Screen[None]):
     BINDINGS = [
         Binding("s", "cycle_sort", "Sort"),
@@ -112,12 +124,12 @@ class FleetScreen(Screen[None]):
         self.paused = False
 
     def compose(self) -> ComposeResult:
-        yield Static("waiting for the first reading…", id="fleet-header")
+        yield Lines("waiting for the first reading…", id="fleet-header")
         with Vertical(id="fleet-body"):
             yield LiveTable(id="pools")
             yield LiveTable(id="nodes")
         yield Input(placeholder="filter: name, pool, engine, state", id="filter")
-        yield Static("", id="gateways")
+        yield Lines("", id="gateways")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -142,11 +154,13 @@ class FleetScreen(Screen[None]):
 
     def _draw(self, snapshot: Snapshot) -> None:
         width = self.size.width or 80
-        header = self.query_one("#fleet-header", Static)
-        header.update(header_line(snapshot, self.clock(), self.paused, self.palette))
+        header = self.query_one("#fleet-header", Lines)
+        header.show(header_line(snapshot, self.clock(), self.paused, self.palette))
         pools = self.query_one("#pools", LiveTable)
         self._fill(pools, POOL_COLUMNS, snapshot.pools, width)
-        pools.styles.height = min(len(snapshot.pools), MAX_POOL_ROWS) + 1
+        height = min(len(snapshot.pools), MAX_POOL_ROWS) + 1
+        if pools.styles.height is None or pools.styles.height.value != height:
+            pools.styles.height = height
         label, key = SORTS[self.sort_index]
         shown = sorted((n for n in snapshot.nodes if matches(n, self.filter_text)), key=key)
         nodes = self.query_one("#nodes", LiveTable)
@@ -155,8 +169,8 @@ class FleetScreen(Screen[None]):
             f"  filter: {self.filter_text}" if self.filter_text else ""
         )
         strip = gateway_lines(snapshot, self.palette)
-        gateways = self.query_one("#gateways", Static)
-        gateways.update(strip)
+        gateways = self.query_one("#gateways", Lines)
+        gateways.show(strip)
         gateways.display = bool(strip.plain)
 
     def _fill(
@@ -166,9 +180,8 @@ class FleetScreen(Screen[None]):
         rows: Any,
         width: int,
     ) -> None:
-        visible = fitting(columns, width - 2)
-        table.set_columns(visible)
-        table.show([(row.name, cells(row, visible, self.palette)) for row in rows])
+        table.set_columns(fitting(columns, width - 2))
+        table.show(rows, self.palette)
 
     def on_resize(self) -> None:
         self.redraw()
