@@ -274,18 +274,20 @@ class Collector:
         queue: asyncio.Queue[Snapshot] = asyncio.Queue(maxsize=1)
         self._subscribers.append(queue)
         runner = asyncio.create_task(self.run())
+        getter: asyncio.Future[Snapshot] | None = None
         try:
             while True:
                 getter = asyncio.ensure_future(queue.get())
                 await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
                 if runner.done():
-                    getter.cancel()
                     runner.result()  # re-raise what stopped the loop
                     return
                 yield getter.result()
         finally:
             self._subscribers.remove(queue)
-            runner.cancel()
+            for task in (runner, getter):
+                if task is not None:
+                    task.cancel()
             await asyncio.gather(runner, return_exceptions=True)
 
     async def aclose(self) -> None:

@@ -283,7 +283,7 @@ class FleetdeckApp(App[None]):
     async def _execute(self, key: str, plan: Plan) -> None:
         assert self.actions is not None
         try:
-            outcome = await self.actions.execute(plan)
+            outcome = await self.feed.call(self.actions.execute(plan))
         finally:
             self.running.pop(key, None)
         self._report(outcome)

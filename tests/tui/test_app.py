@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import threading
 
 import yaml
 from rich.console import Console as RichConsole
@@ -197,6 +198,8 @@ async def test_quit_asks_while_an_action_runs(sim_console: Console) -> None:
         await until(pilot, lambda: not app.running, "the rollback to end")
         await pilot.press("q")
     assert app.return_code == 0 or app.return_code is None
+    # the collector's thread closed its connections and stopped with the app
+    assert not [t for t in threading.enumerate() if t.name == "collector"]
 
 
 async def test_enter_opens_node_and_pool_details_that_follow_the_fleet(
