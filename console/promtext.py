@@ -33,6 +33,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
+from sys import intern
 from typing import NamedTuple
 
 __all__ = ["MAX_ISSUES", "BlockLayout", "Family", "Page", "ParseIssue", "Sample", "parse"]
@@ -600,7 +601,7 @@ def _learn(walker: _Walker, start: int, end: int, block: str) -> BlockLayout | N
         return None
     allowed: tuple[str, ...] = (block,)
     kind, help_text = "unknown", ""
-    literals: list[str] = []
+    literals: list[str] = []  # interned: the nodes of one engine serve the same text
     samples: list[tuple[str, dict[str, str]]] = []
     cut = pos = start
     while pos < end:
@@ -620,13 +621,13 @@ def _learn(walker: _Walker, start: int, end: int, block: str) -> BlockLayout | N
             if name not in allowed or stamp is not None or labels is None:
                 return None
             value_start, value_end = sample.span(3)
-            literals.append(text[cut:value_start])
+            literals.append(intern(text[cut:value_start]))
             samples.append((name, labels))
             cut = value_end
         elif _problem(text[pos:line_end]) is not None:
             return None
         pos = line_end + 1
-    literals.append(text[cut:end])
+    literals.append(intern(text[cut:end]))
     return BlockLayout(block, kind, help_text, openmetrics, tuple(literals), tuple(samples))
 
 

@@ -17,7 +17,11 @@ from console.plugin import Registry
 from console.promtext import BlockLayout, Page, parse
 
 GPU_ONLY_KINDS = frozenset({"dcgm"})
-LABEL_CACHE_LIMIT = 4096  # label sets remembered per target; a page that churns labels resets it
+# label sets remembered across the pages of every target a registry reads: the nodes of one
+# model serve the same label text, so a fleet keeps one parsed dict per distinct text (a page
+# that churns labels resets it)
+LABEL_CACHE_LIMIT = 65536
+LabelSets = dict[str, dict[str, str]]
 
 
 class MetricsSource:
@@ -27,12 +31,12 @@ class MetricsSource:
     take the mapping's fast path, and detection runs again only if the page stops matching.
     """
 
-    def __init__(self, url: str, kind: str, registry: Registry) -> None:
+    def __init__(self, url: str, kind: str, registry: Registry, labels: LabelSets) -> None:
         self.url = url
         self._kind = kind
         self._registry = registry
         self._mapping: EngineMapping | None = None
-        self._labels: dict[str, dict[str, str]] = {}
+        self._labels = labels  # shared with the registry's other sources; never handed out
         self._layouts: dict[str, BlockLayout | None] = {}  # one entry per wanted block at most
         if kind != "auto":
             try:
@@ -67,19 +71,19 @@ class MetricsSource:
         return reason
 
 
-def _engine_source(node: NodeConfig, url: str, registry: Registry) -> MetricsSource:
-    return MetricsSource(url, node.engine, registry)
-
-
-def _dcgm_source(node: NodeConfig, url: str, registry: Registry) -> MetricsSource:
-    return MetricsSource(url, "dcgm", registry)
-
-
 def register(registry: Registry) -> None:
     mappings, errors = load_mapping_dir(Path(__file__).resolve().parent / "engines")
     for mapping in mappings:
         registry.add_mapping(mapping)
     for error in errors:
         registry.report(error)
-    registry.add_source("engine", _engine_source)
-    registry.add_source("dcgm", _dcgm_source)
+    labels: LabelSets = {}
+
+    def engine_source(node: NodeConfig, url: str, registry: Registry) -> MetricsSource:
+        return MetricsSource(url, node.engine, registry, labels)
+
+    def dcgm_source(node: NodeConfig, url: str, registry: Registry) -> MetricsSource:
+        return MetricsSource(url, "dcgm", registry, labels)
+
+    registry.add_source("engine", engine_source)
+    registry.add_source("dcgm", dcgm_source)

@@ -15,6 +15,8 @@ import pytest
 from console.errors import PluginError
 from console.plugin import load_registry
 
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "metrics"
+
 THIRD_PARTY = """
 from console.mapping import EngineMapping
 
@@ -99,3 +101,29 @@ def test_unknown_source_names_the_node() -> None:
     node = NodeConfig("n1", "p", "vllm", "http://h:1", None, None, None, None, Refresh())
     with pytest.raises(PluginError, match="node n1: no plugin provides the 'prometheus' source"):
         registry.source("prometheus", node, "http://h:1/metrics")
+
+
+def test_engine_sources_of_one_registry_share_parsed_label_sets() -> None:
+    """A fleet's nodes serve the same label text: one parsed set per text, not per node."""
+    from console.fleet import NodeConfig, Refresh
+
+    page = (FIXTURES / "sglang-datadog-fixture-v0.5.10-opt125m.prom").read_bytes()
+    registry = load_registry(user_dir=Path("/nonexistent"))
+    sources = [
+        registry.source(
+            "engine",
+            NodeConfig(f"n{i}", "p", "sglang", "http://h:1", None, None, None, None, Refresh()),
+            "http://h:1/metrics",
+        )
+        for i in range(3)
+    ]
+    first = sources[0].decode(page)
+    shared = sources[0]._labels  # type: ignore[attr-defined]
+    learned = len(shared)
+    assert learned > 0
+    for source in sources[1:]:
+        assert source.decode(page) == first
+        assert source._labels is shared  # type: ignore[attr-defined]
+    assert len(shared) == learned
+    again = [source.decode(page) for source in sources]
+    assert again == [first] * 3
