@@ -10,8 +10,8 @@ a frame costs all a real terminal's would but the write.
 1. apply: 100 snapshots recorded from the live collector, replayed one by one through the
    app's `publish` (what the feed calls: the event log's observe and the fleet screen's apply),
    timed from the call to the end of the first frame after it (the new figures on screen) and
-   of the last frame it causes, at 160x48 and 80x24; then the app fed by the live collector in
-   this process.
+   of the last frame it causes, at 160x48 and 80x24; then the app fed by the live collector,
+   which polls on a thread of its own in this process, as `fleetdeck tui` runs it.
 2. key to modal: `d` on the node under the cursor until the confirm modal is painted, declined
    with `n` between presses; on the replayed fleet, then live.
 3. first frame: constructing the app on a 1,000-node snapshot (`StaticFeed`) until the first
@@ -309,7 +309,7 @@ async def replay(
 
 
 async def live(config: FleetConfig, audit: Path, seconds: float, presses: int) -> dict[str, Any]:
-    """The app fed by the collector in this process: snapshots for `seconds`, then keys."""
+    """The app fed by the collector on its thread: snapshots for `seconds`, then keys."""
     collector = build_collector(config, audit, History())
     app = build_app(config, CollectorFeed(collector), collector, audit)
     recorder = Recorder(app)
@@ -439,6 +439,16 @@ def prefill(history: History, snapshot: Snapshot, now: float) -> int:
     return len(times)
 
 
+async def read_for(collector: Collector, seconds: float) -> None:
+    """Poll for `seconds`; the collector keeps its targets and readings for the app."""
+    stream = collector.snapshots()
+    started = time.monotonic()
+    async for _ in stream:
+        if time.monotonic() - started >= seconds:
+            break
+    await stream.aclose()
+
+
 async def memory_steps(config_path: Path, blob: bytes, seconds: float) -> dict[str, float]:
     """RSS after imports, after the history's hour, after the collector's window of readings,
     and with the app running on that collector for `seconds`."""
@@ -452,14 +462,10 @@ async def memory_steps(config_path: Path, blob: bytes, seconds: float) -> dict[s
     gc.collect()
     figures["history"] = rss_mb()
     collector = build_collector(config, audit, history)
-    stream = collector.snapshots()
-    started = time.monotonic()
-    async for _ in stream:
-        if time.monotonic() - started >= RATE_WINDOW_S:
-            break
-    await stream.aclose()  # the collector keeps its targets and readings for the app
+    feed = CollectorFeed(collector)
+    await feed.call(read_for(collector, RATE_WINDOW_S))  # where the app's feed will poll
     figures["collector"] = rss_mb()
-    app = build_app(config, CollectorFeed(collector), collector, audit)
+    app = build_app(config, feed, collector, audit)
     recorder = Recorder(app)
     async with app.run_test(size=SIZES[0]):
         await recorder.frame(0.0, has_rows)

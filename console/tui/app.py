@@ -10,6 +10,7 @@ dismissed) and the rows show the new state with the next snapshot.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import time
 from collections.abc import Callable, Mapping
 
@@ -117,6 +118,11 @@ class FleetdeckApp(App[None]):
     # --- snapshots --------------------------------------------------------------------
 
     def publish(self, snapshot: Snapshot) -> None:
+        if self.latest is None:
+            # what is here by the first snapshot (imports, config, the collector's parser
+            # caches) lives as long as the console: keep full collections, which stop both
+            # threads, to the objects that churn
+            gc.freeze()
         self.latest = snapshot
         self.events.observe(snapshot)
         if not self.paused:

@@ -66,7 +66,7 @@ class CollectorFeed:
             if not waiting:  # a slow app gets the newest snapshot, never a backlog
                 app_loop.call_soon_threadsafe(take)
 
-        self._thread.start()
+        self._start()
         polling = asyncio.run_coroutine_threadsafe(self._poll(hand_over), self._loop)
         try:
             await asyncio.wrap_future(polling)
@@ -96,7 +96,12 @@ class CollectorFeed:
         self._loop.call_soon_threadsafe(self.collector.refresh_now)
 
     async def call(self, work: Coroutine[Any, Any, Result]) -> Result:
+        self._start()
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._loop))
+
+    def _start(self) -> None:
+        if self._thread.ident is None:  # not started yet
+            self._thread.start()
 
 
 class StaticFeed:
