@@ -36,6 +36,7 @@ from console.fleet import (
     COMMAND_PLACEHOLDERS,
     COMMAND_SCOPES,
     ENGINE_KINDS,
+    SOURCE_FIGURES,
     Alerts,
     CommandConfig,
     FleetConfig,
@@ -45,6 +46,8 @@ from console.fleet import (
     Refresh,
     Route,
     SecretRef,
+    SourceConfig,
+    SourceLabels,
     Threshold,
 )
 
@@ -66,7 +69,26 @@ _TOP_KEYS = (
     "commands",
     "gateways",
     "pools",
+    "source",
 )
+_SOURCE_KEYS = (
+    "plugin",
+    "url",
+    "refresh",
+    "window",
+    "labels",
+    "discover",
+    "figures",
+    "server",
+    "agent",
+    "gateway",
+    "backend",
+    "token_env",
+    "token_file",
+)
+_SOURCE_LABEL_KEYS = ("node", "pool", "gateway")
+# what each template of a source may name
+_SOURCE_TEMPLATES = {"server": ("node", "pool"), "agent": ("node", "pool"), "backend": ("pool",)}
 _COMMAND_KEYS = ("name", "key", "scope", "argv", "confirm", "dangerous", "timeout")
 # keys the console binds itself: an operator command cannot take them
 RESERVED_KEYS = frozenset("duFfbaspqr?:/") | {"enter", "escape", "tab", "ctrl+p", "ctrl+c"}
@@ -114,6 +136,7 @@ _THRESHOLD_KINDS = {
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SHOWN_ISSUES = 5  # in a ConfigError's message; the rest are counted
 _REFRESH_WHAT = "a mapping like {interval: 2s, timeout: 1s}"
@@ -261,6 +284,7 @@ class FleetReader(NodeReader):
         self.config_dir = config_dir.absolute()  # token_file paths are relative to it
         self._declared: list[tuple[str, str, Node]] = []  # (kind, name, name node)
         self._references: list[tuple[str, str, str, Node, str | None]] = []
+        self._sourced = False  # a source reads the fleet: nodes need no URL of their own
 
     def unknown_key(self, key: str, key_node: Node, path: str, known: Collection[str]) -> None:
         if "token_env" in known and key in _LITERAL_SECRET_KEYS:
@@ -284,8 +308,13 @@ class FleetReader(NodeReader):
             self._gateway(item, f"gateways[{index}]", refresh)
             for index, item in enumerate(self.items(entries, "", "gateways", "gateways") or [])
         ]
+        source = self._source(self.given(entries, "source"), "source")
+        discovers = source is not None and source.discover
+        self._sourced = source is not None
         pool_items = self.items(entries, "", "pools", "pools")
-        if pool_items == [] or (pool_items is None and self.given(entries, "pools") is None):
+        if discovers and pool_items is None:
+            pool_items = []  # every pool may come from the source
+        elif pool_items == [] or (pool_items is None and self.given(entries, "pools") is None):
             where = entries["pools"][1] if "pools" in entries else root
             self.report(where, "no pools: a fleet needs at least one pool under 'pools'")
         pools, nodes = [], []
@@ -315,6 +344,7 @@ class FleetReader(NodeReader):
             commands=tuple(commands),  # type: ignore[arg-type]
             read_only=bool(read_only),
             theme=theme,
+            source=source,
             # relative to the config file, like every path a user writes there
             audit_log=None
             if audit_log is None
@@ -418,8 +448,12 @@ class FleetReader(NodeReader):
             self.optional(entries, path, key, self._url)
             for key in ("url", "metrics_url", "agent", "dcgm")
         )
-        if self.given(entries, "url") is None and self.given(entries, "agent") is None:
-            self.report(node, f"{path}: needs a 'url' (the engine) or an 'agent'")
+        if (
+            self.given(entries, "url") is None
+            and self.given(entries, "agent") is None
+            and not self._sourced
+        ):
+            self.report(node, f"{path}: needs a 'url' (the engine) or an 'agent', or a 'source'")
         server = self.optional(entries, path, "server", self.text)
         if server is not None and not has_gateway:
             self.report(entries["server"][0], f"{path}.server: the pool has no 'gateway'")
@@ -454,6 +488,90 @@ class FleetReader(NodeReader):
             self.report(where, f"{path}.server: '{server}' already used at line {first_line}")
         else:
             servers[server] = where
+
+    # --- the fleet source ------------------------------------------------------------------
+
+    def _source(self, node: Node | None, path: str) -> SourceConfig | None:
+        entries = None if node is None else self.entries(node, path, _SOURCE_KEYS, "a mapping")
+        if node is None or entries is None:
+            return None
+        defaults = SourceConfig(plugin="", url="")
+        plugin = self.required(entries, node, path, "plugin", self.text)
+        url = self.required(entries, node, path, "url", self._url)
+        refresh = self._refresh(self.given(entries, "refresh"), f"{path}.refresh", defaults.refresh)
+        window = self.optional(entries, path, "window", self._period)
+        labels = self._source_labels(self.given(entries, "labels"), f"{path}.labels")
+        discover = self.optional(entries, path, "discover", self.flag)
+        figures = self._source_figures(entries, path)
+        templates = {
+            key: self.optional(entries, path, key, self._template(_SOURCE_TEMPLATES[key]))
+            for key in _SOURCE_TEMPLATES
+        }
+        gateway = self._reference("gateway", entries, path, None)
+        token = self._secret(entries, path)
+        if plugin is None or url is None:
+            return None
+        return SourceConfig(
+            plugin=plugin,
+            url=url,
+            refresh=refresh,
+            window=defaults.window if window is None else window,
+            labels=labels,
+            discover=defaults.discover if discover is None else discover,
+            figures=defaults.figures if figures is None else figures,
+            server=templates["server"] or defaults.server,
+            agent=templates["agent"],
+            gateway=gateway,
+            backend=templates["backend"] or defaults.backend,
+            token=token,
+            line=position(node)[0],
+        )
+
+    def _source_labels(self, node: Node | None, path: str) -> SourceLabels:
+        entries = None if node is None else self.entries(node, path, _SOURCE_LABEL_KEYS, "labels")
+        if entries is None:
+            return SourceLabels()
+        names = {key: self.optional(entries, path, key, self._label) for key in entries}
+        return replace(SourceLabels(), **{k: v for k, v in names.items() if v is not None})
+
+    def _source_figures(self, entries: Entries, path: str) -> tuple[str, ...] | None:
+        items = self.items(entries, path, "figures", "figure groups")
+        if items is None:
+            return None
+        figures = []
+        for index, item in enumerate(items):
+            figure = self.text(item, f"{path}.figures[{index}]")
+            if figure is not None and figure not in SOURCE_FIGURES:
+                self.report(
+                    item,
+                    f"{path}.figures[{index}]: unknown figure group '{figure}'; one of "
+                    + ", ".join(SOURCE_FIGURES),
+                )
+            elif figure is not None:
+                figures.append(figure)
+        return tuple(figures)
+
+    def _label(self, node: Node, path: str) -> str | None:
+        name = self.text(node, path)
+        if name is not None and not _LABEL.fullmatch(name):
+            self.report(node, f"{path}: '{name}' is not a Prometheus label name")
+            return None
+        return name
+
+    def _template(self, allowed: tuple[str, ...]) -> Callable[[Node, str], str | None]:
+        def read(node: Node, path: str) -> str | None:
+            text = self.text(node, path)
+            for placeholder in _PLACEHOLDER.findall(text or ""):
+                if placeholder not in allowed:
+                    self.report(
+                        node,
+                        f"{path}: unknown placeholder '{{{placeholder}}}'; one of "
+                        + ", ".join("{" + each + "}" for each in allowed),
+                    )
+                    return None
+            return text
+
+        return read
 
     # --- operator commands -------------------------------------------------------------
 

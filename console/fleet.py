@@ -138,6 +138,38 @@ class CommandConfig:
     line: int = 0
 
 
+SOURCE_FIGURES = ("engine", "gpus", "host")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLabels:
+    """The label names a fleet source discovers nodes, pools and gateways from."""
+
+    node: str = "node"  # e.g. instance
+    pool: str = "pool"  # e.g. model
+    gateway: str | None = None  # a label naming the gateway in front of the node's pool
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """A query service that already scrapes the fleet (Prometheus and what speaks its API):
+    read in a few queries per refresh instead of polling every node."""
+
+    plugin: str
+    url: str
+    refresh: Refresh = Refresh(interval=15.0, timeout=5.0)
+    window: float = 60.0  # rates and quantiles are computed server-side over this window
+    labels: SourceLabels = SourceLabels()
+    discover: bool = True  # nodes and pools not listed in the file come from label values
+    figures: tuple[str, ...] = SOURCE_FIGURES  # what listed nodes take from it
+    server: str = "{node}"  # a discovered node's server at its pool's gateway backend
+    agent: str | None = None  # a discovered node's agent base URL, e.g. http://{node}:9401
+    gateway: str | None = None  # the gateway of discovered pools, when no label names one
+    backend: str = "{pool}"  # a discovered pool's backend at its gateway
+    token: SecretRef | None = None
+    line: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class FleetConfig:
     path: str | None  # the file it came from, None when built in code
@@ -150,6 +182,7 @@ class FleetConfig:
     read_only: bool = False
     audit_log: str | None = None  # shared by everyone using this file; locks sit beside it
     theme: str | None = None  # the TUI's theme; --theme wins
+    source: SourceConfig | None = None  # a query service the fleet is read through
 
     def pool(self, name: str) -> PoolConfig:
         return next(p for p in self.pools if p.name == name)

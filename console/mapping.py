@@ -77,7 +77,7 @@ def _selected(labels: Mapping[str, str], match: tuple[tuple[str, frozenset[str]]
     return True
 
 
-class _FamilyReader:
+class FamilyReader:
     """One family's samples (named `sample_names`, chosen by `match`) folded per group."""
 
     __slots__ = ("families", "family", "fold", "match", "sample_names", "scale", "zero_with")
@@ -133,7 +133,7 @@ class _FamilyReader:
         return totals
 
 
-class _SumReader:
+class SumReader:
     """The sum of several figures, per group; a group missing from any part is unknown."""
 
     __slots__ = ("families", "parts", "scale")
@@ -152,7 +152,7 @@ class _SumReader:
         return totals
 
 
-class _FirstOf(Generic[T_co]):
+class FirstOf(Generic[T_co]):
     """Alternatives in order: the first that yields a value wins."""
 
     __slots__ = ("alternatives", "families")
@@ -169,7 +169,7 @@ class _FirstOf(Generic[T_co]):
         return result  # the last alternative's own "unknown" (an empty dict, or None)
 
 
-class _HistogramReader:
+class HistogramReader:
     """One histogram family merged across label sets by bucket bound; `scale` converts units."""
 
     __slots__ = ("bucket_name", "count_name", "families", "family", "match", "scale", "sum_name")
@@ -226,7 +226,7 @@ class _HistogramReader:
 
 
 @dataclass(frozen=True, slots=True)
-class _EngineSection:
+class EngineSection:
     scalars: tuple[tuple[str, _Reader[Totals]], ...]
     histograms: tuple[tuple[str, _Reader[Histogram | None]], ...]
     model_label: str | None
@@ -255,7 +255,7 @@ class _EngineSection:
 
 
 @dataclass(frozen=True, slots=True)
-class _GpuSection:
+class GpuSection:
     device_label: str
     uuid_label: str | None
     name_label: str | None
@@ -313,8 +313,8 @@ class EngineMapping:
     wanted: frozenset[str]  # every family the mapping reads, for the parser's fast path
     priority: int  # detection order: lower is tried first
     origin: str  # the file it came from, for messages
-    engine: _EngineSection | None
-    gpus: _GpuSection | None
+    engine: EngineSection | None
+    gpus: GpuSection | None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], origin: str) -> EngineMapping:
@@ -443,7 +443,7 @@ class _Compiler:
             wanted.update(gpus.device_families)
         return EngineMapping(kind, detect, frozenset(wanted), priority, self.origin, engine, gpus)
 
-    def engine(self, section: Any, model_label: str | None) -> _EngineSection:
+    def engine(self, section: Any, model_label: str | None) -> EngineSection:
         self.section(section, "engine", ENGINE_SCALARS + ENGINE_HISTOGRAMS)
         scalars = tuple(
             (name, self.scalar(spec, f"engine.{name}", _peak_or_sum(name), in_engine=True))
@@ -456,9 +456,9 @@ class _Compiler:
             if name in ENGINE_HISTOGRAMS
         )
         readers = [reader for _, reader in scalars] + [reader for _, reader in histograms]
-        return _EngineSection(scalars, histograms, model_label, _families_of(readers))
+        return EngineSection(scalars, histograms, model_label, _families_of(readers))
 
-    def gpus(self, section: Any) -> _GpuSection:
+    def gpus(self, section: Any) -> GpuSection:
         self.section(section, "gpus", GPU_FIGURES + _GPU_LABEL_KEYS)
         if "device_label" not in section:
             raise self.error("gpus.device_label", "required (the label that tells GPUs apart)")
@@ -473,7 +473,7 @@ class _Compiler:
         )
         if not figures:
             raise self.error("gpus", f"maps no figure (expected some of {', '.join(GPU_FIGURES)})")
-        return _GpuSection(
+        return GpuSection(
             labels["device_label"],
             labels["uuid_label"],
             labels["name_label"],
@@ -492,13 +492,13 @@ class _Compiler:
                 where,
             )
         if isinstance(spec, str):
-            return _FamilyReader(self.name(spec, where), _plain_samples(spec), (), 1.0, fold, None)
+            return FamilyReader(self.name(spec, where), _plain_samples(spec), (), 1.0, fold, None)
         if isinstance(spec, Mapping) and "sum" in spec:
             self.keys(spec, where, {"sum", "scale"})
             parts = spec["sum"]
             if not isinstance(parts, list) or len(parts) < 2:
                 raise self.error(f"{where}.sum", "expected a list of at least two figures")
-            return _SumReader(
+            return SumReader(
                 tuple(
                     self.scalar(part, f"{where}.sum[{i}]", fold, in_engine=in_engine)
                     for i, part in enumerate(parts)
@@ -518,7 +518,7 @@ class _Compiler:
         if zero_with is not None:
             self.name(zero_with, f"{where}.zero_with")
         match = self.match(spec, where)
-        return _FamilyReader(family, sample_names, match, self.scale(spec, where), fold, zero_with)
+        return FamilyReader(family, sample_names, match, self.scale(spec, where), fold, zero_with)
 
     def histogram(self, spec: Any, where: str) -> _Reader[Histogram | None]:
         """`FAMILY`, `{family, match, scale}` or a list of alternatives of these."""
@@ -526,14 +526,14 @@ class _Compiler:
             readers = [self.histogram(alt, f"{where}[{i}]") for i, alt in enumerate(spec)]
             return self.alternatives(readers, where)
         if isinstance(spec, str):
-            return _HistogramReader(self.name(spec, where), (), 1.0)
+            return HistogramReader(self.name(spec, where), (), 1.0)
         family = self.family_spec(spec, where, {"family", "match", "scale"})
-        return _HistogramReader(family, self.match(spec, where), self.scale(spec, where))
+        return HistogramReader(family, self.match(spec, where), self.scale(spec, where))
 
     def alternatives(self, readers: list[_Reader[T_co]], where: str) -> _Reader[T_co]:
         if not readers:
             raise self.error(where, "an empty list of alternatives")
-        return readers[0] if len(readers) == 1 else _FirstOf(tuple(readers))
+        return readers[0] if len(readers) == 1 else FirstOf(tuple(readers))
 
     def family_spec(self, spec: Any, where: str, allowed: set[str]) -> str:
         if not isinstance(spec, Mapping):

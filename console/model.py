@@ -99,6 +99,32 @@ class Reading:
     engine_kind: str | None = None  # the kind an `auto` source detected
 
 
+@dataclass(frozen=True, slots=True)
+class NodeFigures:
+    """One node as a fleet source (a Prometheus) reported it: rates already computed there."""
+
+    name: str
+    pool: str | None
+    gateway: str | None = None
+    up: bool | None = None  # from the source's own scrape health; None when it has none
+    down: tuple[str, ...] = ()  # the node's targets that the source cannot scrape
+    sample_time: float | None = None  # epoch seconds of its newest sample
+    engine: EngineFigures | None = None
+    gpus: tuple[GpuSample, ...] | None = None
+    host: HostSample | None = None
+    engine_kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FleetReading:
+    """What one refresh of a fleet source decoded: every node it knows, by name."""
+
+    time: float  # epoch seconds the queries were evaluated at
+    nodes: dict[str, NodeFigures]
+    pool_ttft_p95_s: dict[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # partial answers: what is missing and why
+
+
 # --- derived statuses ---------------------------------------------------------------------
 
 
@@ -230,6 +256,40 @@ class Drift:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """A fleet source's health: a banner over the whole view when it is down or behind."""
+
+    name: str
+    url: str
+    up: bool
+    stale: bool
+    age_s: float | None  # since its last good refresh
+    refresh_ms: float | None
+    error: str | None
+    warnings: tuple[str, ...] = ()
+    nodes: int = 0  # nodes it reported at its last good refresh
+
+    @property
+    def severity(self) -> Severity:
+        if not self.up or self.stale:
+            return Severity.UNKNOWN
+        return Severity.WARN if self.warnings else Severity.OK
+
+    @property
+    def banner(self) -> str | None:
+        """One line for the top of every view; None while all is well."""
+        age = "" if self.age_s is None else f"; data {self.age_s:.0f}s old"
+        if not self.up:
+            return f"{self.name} {self.url}: {self.error}{age}"
+        if self.stale:
+            return f"{self.name} {self.url}: no fresh answer{age}"
+        if self.warnings:
+            more = f" (+{len(self.warnings) - 1} more)" if len(self.warnings) > 1 else ""
+            return f"{self.name}: partial data: {self.warnings[0]}{more}"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything a view needs at one instant. Never mutated: the collector publishes anew."""
 
@@ -238,13 +298,16 @@ class Snapshot:
     pools: tuple[PoolStatus, ...]
     gateways: tuple[GatewayStatus, ...] = ()
     drift: tuple[Drift, ...] = ()
+    sources: tuple[SourceStatus, ...] = ()
     schema_version: int = field(default=SCHEMA_VERSION)
 
     @property
     def severity(self) -> Severity:
-        """The worst pool or gateway, acknowledged pools left out; drift is at least WARN."""
+        """The worst pool, gateway or fleet source, acknowledged pools left out; drift is at
+        least WARN."""
         worst = [p.severity for p in self.pools if p.ack is None]
         worst += [g.severity for g in self.gateways]
+        worst += [s.severity for s in self.sources]
         if self.drift:
             worst.append(Severity.WARN)
         return max(worst, default=Severity.OK)

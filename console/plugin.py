@@ -5,6 +5,8 @@ A plugin is any object (usually a module) with `register(registry: Registry) -> 
   applies to a Prometheus page;
 - source factories by name (`metrics`, `agent`, ...): given a node and a URL, a `Source` that
   turns one response body into a `Reading`;
+- fleet sources by plugin name (`prometheus`): given the config's `source`, a `FleetSource`
+  that reads every node of a fleet from a query service in a few requests;
 - gateway drivers by plugin name (`haproxy`, ...): given a gateway's config, a
   `console.gateway.GatewayDriver` that reads and changes one replica at a time.
 
@@ -29,10 +31,12 @@ from typing import TYPE_CHECKING, Protocol
 from console.errors import PluginError
 
 if TYPE_CHECKING:
-    from console.fleet import GatewayConfig, NodeConfig
+    from collections.abc import Sequence
+
+    from console.fleet import GatewayConfig, NodeConfig, SourceConfig
     from console.gateway import GatewayDriver
     from console.mapping import EngineMapping
-    from console.model import Reading
+    from console.model import FleetReading, Reading
 
 ENTRY_POINT_GROUP = "fleetdeck.plugins"
 log = logging.getLogger("fleetdeck.plugin")
@@ -48,7 +52,24 @@ class Source(Protocol):
         ...
 
 
+class FleetSource(Protocol):
+    """Reads a whole fleet from a query service. No I/O either: it names the requests to
+    send (`POST url + path` with a form body) and decodes their answers."""
+
+    url: str
+
+    def requests(self, at: float) -> list[tuple[str, bytes]]:
+        """(path, form body) of each request, evaluated at epoch time `at`."""
+        ...
+
+    def decode(self, answers: Sequence[tuple[int, bytes]], at: float) -> FleetReading:
+        """The fleet in the (status, body) answers, one per request in order; partial answers
+        are warnings in the reading; SourceError when none is usable."""
+        ...
+
+
 SourceFactory = Callable[["NodeConfig", str, "Registry"], Source]
+FleetSourceFactory = Callable[["SourceConfig", "Registry"], FleetSource]
 GatewayFactory = Callable[["GatewayConfig"], "GatewayDriver"]
 
 
@@ -57,6 +78,7 @@ class Registry:
     mappings: dict[str, EngineMapping] = field(default_factory=dict)
     sources: dict[str, SourceFactory] = field(default_factory=dict)
     gateways: dict[str, GatewayFactory] = field(default_factory=dict)
+    fleet_sources: dict[str, FleetSourceFactory] = field(default_factory=dict)
     errors: list[PluginError] = field(default_factory=list)
     loaded: list[str] = field(default_factory=list)
 
@@ -69,6 +91,9 @@ class Registry:
     def add_gateway(self, plugin: str, factory: GatewayFactory) -> None:
         self.gateways[plugin] = factory
 
+    def add_fleet_source(self, plugin: str, factory: FleetSourceFactory) -> None:
+        self.fleet_sources[plugin] = factory
+
     def report(self, error: PluginError) -> None:
         log.warning("%s", error)
         self.errors.append(error)
@@ -79,6 +104,15 @@ class Registry:
         except KeyError:
             raise PluginError(f"node {node.name}: no plugin provides the '{name}' source") from None
         return factory(node, url, self)
+
+    def fleet_source(self, config: SourceConfig) -> FleetSource:
+        try:
+            factory = self.fleet_sources[config.plugin]
+        except KeyError:
+            raise PluginError(
+                f"source: no plugin provides the '{config.plugin}' fleet source"
+            ) from None
+        return factory(config, self)
 
     def gateway(self, config: GatewayConfig) -> GatewayDriver:
         try:

@@ -19,11 +19,9 @@ directory), so `set map route.map ...` names the same map on every replica.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import shutil
 import signal
-import socket
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 from urllib.parse import urlsplit
 
 from console.errors import FleetdeckError
+from console.sim.ports import free_ports
 
 if TYPE_CHECKING:
     from console.sim.fleet import SimNode
@@ -180,15 +179,6 @@ def find_haproxy() -> str:
     return found
 
 
-def _free_ports(count: int) -> list[int]:
-    """`count` distinct ports free now (each bound to port 0 and let go)."""
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for each in sockets:
-            each.bind((HOST, 0))
-        return [each.getsockname()[1] for each in sockets]
-
-
 async def _runtime_answers(port: int) -> bool:
     """Whether a runtime API answers `show info` on the port."""
     try:
@@ -324,7 +314,7 @@ class HaproxyProcess:
 
     def _pick_ports(self) -> Ports:
         wanted = 1 + len(self.frontends) + (1 if self._wants_user else 0)
-        runtime, *rest = _free_ports(wanted)
+        runtime, *rest = free_ports(wanted)
         count = len(self.frontends)
         frontends = {f.key: port for f, port in zip(self.frontends, rest[:count], strict=True)}
         return Ports(runtime, frontends, rest[count] if self._wants_user else None)
