@@ -95,16 +95,21 @@ class Actions:
         clock: Callable[[], float] = time.monotonic,
         commands: CommandLine | None = None,
     ) -> None:
-        self.config = config
         self.collector = collector
         self.audit = audit
         self.planner = Planner(config, read_only)
         self.clock = clock
         self.commands = commands or CommandLine.for_fleet(config)  # retry, revert
 
+    @property
+    def config(self) -> FleetConfig:
+        """The fleet as the collector knows it now: listed, plus what a source discovered."""
+        return self.collector.fleet
+
     def plan(self, request: Request, snapshot: Snapshot | None = None) -> Plan:
         """The plan on `snapshot` (the TUI's latest), else on the collector's current view."""
         current = snapshot if snapshot is not None else self.collector.current()
+        self.planner.config = self.collector.fleet
         return self.planner.plan(request, current, self.collector.gateways)
 
     # --- execute ----------------------------------------------------------------------

@@ -9,6 +9,9 @@ exponentially with jitter. Every scrape is bounded by its timeout, so a slow or 
 holds up no other target's scrape, and a tick at most by that timeout. After each tick's
 scrapes end the collector publishes an immutable Snapshot to its subscribers and records the
 figures into the history rings.
+
+A fleet read through a query service (`source:` in fleet.yaml) is refreshed in the same ticks
+by a `SourceWatch`: its nodes join the listed ones (`fleet`), its figures join the targets'.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ import httpx
 
 from console.errors import FleetdeckError, SourceError
 from console.fleet import FleetConfig, NodeConfig
+from console.fleetsource import SourceWatch, merged_fleet, same_members
 from console.gateways import GatewayWatch, gateway_view, gateway_watches
 from console.history import History
-from console.model import EngineSample, Reading, Snapshot
+from console.model import EngineFigures, EngineSample, Histogram, Reading, Snapshot
 from console.overlay import AuditOverlay
 from console.plugin import Registry, Source
+from console.rules import engine_window
 from console.snapshot import build_snapshot
 from console.transport import ScrapeTransport
 
@@ -63,9 +68,17 @@ class Target:
     # (monotonic time, engine figures) of recent good scrapes, for rates over the window
     recent: deque[tuple[float, EngineSample]] = field(default_factory=deque)
 
+    warning = None  # a scraped target is up or down, never partly
+
     @property
     def up(self) -> bool:
         return self.error is None and self.last_ok is not None
+
+    def window(self) -> tuple[EngineFigures, Histogram | None]:
+        samples = self.recent
+        if not samples:
+            return EngineFigures(), None
+        return engine_window(samples[0] if len(samples) > 1 else None, samples[-1])
 
 
 def _targets_for(node: NodeConfig, registry: Registry) -> list[Target]:
@@ -115,15 +128,22 @@ class Collector:
         overlay: AuditOverlay | None = None,
     ) -> None:
         self.config = config
+        self.fleet = config  # the listed fleet and what the source discovered
         self.clock = clock
         self.wall = wall
         self.targets = [t for node in config.nodes for t in _targets_for(node, registry)]
         self.gateways: list[GatewayWatch] = gateway_watches(config, registry, clock)
+        self.source = (
+            None if config.source is None else SourceWatch(config.source, registry, clock, wall)
+        )
         self.overlay = overlay
         if transport is not None:  # e.g. the local host read in-process, with no server
             for target in self.targets:
                 target.transport = transport()
-        self.tick = min((t.interval for t in self.targets), default=config.refresh.interval)
+        intervals = [t.interval for t in self.targets]
+        if self.source is not None:
+            intervals.append(self.source.config.refresh.interval)
+        self.tick = min(intervals, default=config.refresh.interval)
         self.rate_window = rate_window or max(3 * config.refresh.interval, 10.0)
         self.history = history
         self.cycle_times: deque[float] = deque(maxlen=1024)  # seconds per tick, for benchmarks
@@ -188,11 +208,13 @@ class Collector:
 
     async def scrape_all(self) -> None:
         """One round over every target and gateway, due or not (for `status`)."""
-        await self._round([t for t in self.targets if t.source is not None], self.gateways)
+        await self._round(
+            [t for t in self.targets if t.source is not None], self.gateways, self.source
+        )
 
     async def scrape_again(self) -> None:
         """Another round over the targets that answered the last one, and the gateways."""
-        await self._round([t for t in self.targets if t.up], self.gateways)
+        await self._round([t for t in self.targets if t.up], self.gateways, self.source)
 
     def refresh_now(self) -> None:
         """Make every target and gateway due, and wake the running loop to read them now."""
@@ -200,22 +222,36 @@ class Collector:
             target.next_due = 0.0
         for watch in self.gateways:
             watch.next_due = 0.0
+        if self.source is not None:
+            self.source.next_due = 0.0
         self._wake.set()
 
     async def read_gateways(self) -> None:
         """Every gateway's replicas now (actions read the gateways again before verifying)."""
         await asyncio.gather(*(watch.read() for watch in self.gateways))
 
-    async def _round(self, due: list[Target], gateways: list[GatewayWatch]) -> None:
+    async def _round(
+        self, due: list[Target], gateways: list[GatewayWatch], source: SourceWatch | None = None
+    ) -> None:
         started = self.clock()
         # a worker per free slot, each scraping the next target not yet taken: no task per
         # scrape, and none parked waiting for a slot
         pending = iter(due)
         workers = min(len(due), self._concurrency)
         await asyncio.gather(
-            *(self._work(pending) for _ in range(workers)), *(w.read() for w in gateways)
+            *(self._work(pending) for _ in range(workers)),
+            *(w.read() for w in gateways),
+            *([] if source is None else [self._refresh_source(source)]),
         )
         self.cycle_times.append(self.clock() - started)
+
+    async def _refresh_source(self, source: SourceWatch) -> None:
+        await source.read()
+        fleet = merged_fleet(self.config, source.reading)
+        if not same_members(fleet, self.fleet):
+            self.fleet = fleet
+            for watch in self.gateways:
+                watch.follow(fleet)
 
     async def _work(self, pending: Iterator[Target]) -> None:
         for target in pending:
@@ -225,13 +261,28 @@ class Collector:
         """The fleet as the collector last read it, recorded nowhere (actions re-plan on it)."""
         now = self.clock()
         wall = self.wall()
-        view = gateway_view(self.gateways, now, self.config.alerts.stale_after)
+        stale_after = self.config.alerts.stale_after
+        view = gateway_view(self.gateways, now, stale_after)
         acks, drift = (
             ({}, ())
             if self.overlay is None
             else (self.overlay.acks(wall), self.overlay.drift(view))
         )
-        return build_snapshot(self.config, self.targets, now, wall, view, acks, drift)
+        source = self.source
+        if source is None:
+            return build_snapshot(self.fleet, self.targets, now, wall, view, acks, drift)
+        reading = source.reading
+        return build_snapshot(
+            self.fleet,
+            [*self.targets, *source.targets(self.fleet)],
+            now,
+            wall,
+            view,
+            acks,
+            drift,
+            (source.status(now, stale_after),),
+            None if reading is None else reading.pool_ttft_p95_s,
+        )
 
     def build(self) -> Snapshot:
         """The current snapshot, recorded into the history rings."""
@@ -255,7 +306,10 @@ class Collector:
             # half a tick of slack: a target due "now" must not miss its tick by a rounding
             horizon = self.clock() + self.tick / 2
             due = [t for t in self.targets if t.source is not None and t.next_due <= horizon]
-            await self._round(due, [w for w in self.gateways if w.next_due <= horizon])
+            source = self.source
+            if source is not None and source.next_due > horizon:
+                source = None
+            await self._round(due, [w for w in self.gateways if w.next_due <= horizon], source)
             self.publish()
             next_tick += self.tick
             delay = next_tick - self.clock()
@@ -292,6 +346,8 @@ class Collector:
 
     async def aclose(self) -> None:
         await asyncio.gather(*(t.transport.aclose() for t in self.targets))
+        if self.source is not None:
+            await self.source.aclose()
 
 
 def _body(response: httpx.Response) -> bytes:

@@ -69,15 +69,21 @@ class GatewayWatch:
         clock: Callable[[], float] = time.monotonic,
     ) -> GatewayWatch:
         """A watch of `gateway` with its pools, maps and servers worked out once, not per read."""
+        watch = cls(gateway, driver, (), error, clock=clock)
+        watch.follow(fleet)
+        return watch
+
+    def follow(self, fleet: FleetConfig) -> None:
+        """Take the fleet's topology behind this gateway (a fleet source discovered nodes)."""
         nodes = {n.name: n for n in fleet.nodes}
-        pools = tuple(p for p in fleet.pools if p.gateway == gateway.name)
-        servers = tuple(
+        pools = tuple(p for p in fleet.pools if p.gateway == self.config.name)
+        self.servers = tuple(
             (name, (pool.backend or "", nodes[name].server or name))
             for pool in pools
             for name in pool.nodes
         )
-        maps = tuple(dict.fromkeys(p.route.map for p in pools if p.route))
-        return cls(gateway, driver, maps, error, servers, pools, clock)
+        self.pools = pools
+        self.maps = tuple(dict.fromkeys(p.route.map for p in pools if p.route))
 
     async def read(self) -> None:
         """Read every replica at once; a dead one costs its own timeout, nothing more."""

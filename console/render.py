@@ -149,6 +149,22 @@ def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
             }
             for d in snapshot.drift
         ],
+        "sources": [
+            {
+                "name": s.name,
+                "url": s.url,
+                "up": s.up,
+                "stale": s.stale,
+                "age_s": _num(s.age_s),
+                "refresh_ms": _num(s.refresh_ms),
+                "error": s.error,
+                "warnings": list(s.warnings),
+                "nodes": s.nodes,
+                "severity": s.severity.label,
+                "banner": s.banner,
+            }
+            for s in snapshot.sources
+        ],
     }
 
 
@@ -227,6 +243,7 @@ def snapshot_table(snapshot: Snapshot, height: int | None = None) -> Any:
         reasons = troubled[:TROUBLE_LINES]
         # header, pools, gaps, column heads, gateways and drift
         fixed = 6 + len(snapshot.pools) + len(reasons) + len(snapshot.gateways)
+        fixed += sum(1 for s in snapshot.sources if s.banner)
         fixed += 3 * len(snapshot.drift)
         room = max(1, height - fixed)
         if len(ordered) > room:
@@ -249,7 +266,8 @@ def snapshot_table(snapshot: Snapshot, height: int | None = None) -> Any:
         hidden = ordered[len(shown) :]
         worst = max(n.severity for n in hidden)
         nodes.add_row(f"… {len(hidden)} more", "", Text(SEVERITY_MARK[worst], "dim"))
-    lines = [
+    lines = [f"▲ {s.banner}" for s in snapshot.sources if s.banner]
+    lines += [
         f"gateway {g.name}: {g.replicas_up if g.replicas_up is not None else '?'}/"
         f"{g.replicas_total} replicas {SEVERITY_MARK[g.severity]}"
         + (f": {'; '.join(g.reasons)}" if g.reasons else "")

@@ -1,15 +1,16 @@
 """Assembling a Snapshot from the collector's targets: node, pool and gateway statuses.
 
-A node's primary target is its engine page (or its agent when it has no engine URL): it decides
-`up`, `stale`, `age_s` and the serving figures. GPUs and host come from the agent, else from a
-dcgm-exporter page, else from GPU families on the engine page itself (Triton's `nv_gpu_*`).
+A node's primary target is its engine page (or its agent when it has no engine URL, or the
+fleet source's figures of it when it has neither): it decides `up`, `stale`, `age_s` and the
+serving figures. GPUs and host come from the agent, else from a dcgm-exporter page, else from
+the fleet source, else from GPU families on the engine page itself (Triton's `nv_gpu_*`).
 A target that is down contributes nothing: its last figures are not shown as current.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 from console.fleet import Alerts, FleetConfig, NodeConfig, PoolConfig
 from console.gateways import GatewayView, Observed
@@ -24,22 +25,51 @@ from console.model import (
     Reading,
     Severity,
     Snapshot,
+    SourceStatus,
     TargetHealth,
 )
 from console.rules import (
     Verdict,
     average,
     engine_verdict,
-    engine_window,
     gpu_verdict,
     quantile,
     total,
 )
 
-if TYPE_CHECKING:
-    from console.collector import Target
-
 NO_FIGURES = EngineFigures()
+PRIMARY_ROLES = ("engine", "agent", "source")
+GPU_ROLES = ("agent", "gpu", "source", "engine")
+
+
+class Target(Protocol):
+    """What a snapshot reads of a target: a scraped one (`console.collector.Target`) or a
+    node's share of a fleet source's reading (`console.fleetsource.SourcedTarget`)."""
+
+    @property
+    def node(self) -> NodeConfig: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def interval(self) -> float: ...
+    @property
+    def reading(self) -> Reading | None: ...
+    @property
+    def last_ok(self) -> float | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def warning(self) -> str | None: ...
+    @property
+    def scrape_ms(self) -> float | None: ...
+    @property
+    def up(self) -> bool: ...
+
+    def window(self) -> tuple[EngineFigures, Histogram | None]:
+        """Figures over the rate window, and the TTFT increase (for pool quantiles)."""
+        ...
 
 
 def _health(target: Target, now: float, alerts: Alerts) -> TargetHealth:
@@ -57,14 +87,6 @@ def _health(target: Target, now: float, alerts: Alerts) -> TargetHealth:
         scrape_ms=target.scrape_ms,
         error=error,
     )
-
-
-def _engine_window(target: Target) -> tuple[EngineFigures, Histogram | None]:
-    """Figures over the target's rate window, and its TTFT increase (for pool quantiles)."""
-    samples = target.recent
-    if not samples:
-        return NO_FIGURES, None
-    return engine_window(samples[0] if len(samples) > 1 else None, samples[-1])
 
 
 class _Increase(NamedTuple):
@@ -102,16 +124,16 @@ def _node(
     ack: Ack | None,
 ) -> _NodeParts:
     by_role = {t.role: t for t in targets}
-    primary = by_role.get("engine") or by_role.get("agent")
+    primary = next((by_role[role] for role in PRIMARY_ROLES if role in by_role), None)
     healths = tuple(_health(t, now, alerts) for t in targets)
     primary_health = healths[targets.index(primary)] if primary is not None else None
     verdict = Verdict()
     figures, ttft = NO_FIGURES, None
     if primary is not None and primary.up:
-        figures, ttft = _engine_window(primary)
+        figures, ttft = primary.window()
     live = {t.role: t.reading for t in targets if t.up and t.reading is not None}
     gpu_reading: Reading | None = next(
-        (live[role] for role in ("agent", "gpu", "engine") if role in live and live[role].gpus),
+        (live[role] for role in GPU_ROLES if role in live and live[role].gpus),
         None,
     )
     gpus: tuple[GpuSample, ...] = gpu_reading.gpus or () if gpu_reading else ()
@@ -129,6 +151,8 @@ def _node(
     for target, health in zip(targets, healths, strict=True):
         if target is not primary and health.error:
             verdict.raise_to(Severity.WARN, f"{target.role}: {health.error}")
+        if target.warning:
+            verdict.raise_to(Severity.WARN, target.warning)
     gpu_verdict(verdict, gpus, alerts, wall)
     state = None if server is None else server.value
     if server is not None and (split := server.disagreement) is not None:
@@ -138,8 +162,9 @@ def _node(
     if agent is not None and agent.gpu_error:
         verdict.raise_to(Severity.WARN, f"GPU telemetry: {agent.gpu_error}")
     kind = node.engine
-    if kind == "auto" and "engine" in live and live["engine"].engine_kind:
-        kind = live["engine"].engine_kind or kind
+    detected = live.get("engine") or live.get("source")
+    if kind == "auto" and detected is not None and detected.engine_kind:
+        kind = detected.engine_kind
     status = NodeStatus(
         name=node.name,
         pool=node.pool,
@@ -179,7 +204,11 @@ def _merged_ttft(parts: Sequence[_NodeParts]) -> Histogram | None:
 
 
 def _pool(
-    pool: PoolConfig, parts: Sequence[_NodeParts], route: Observed | None, ack: Ack | None
+    pool: PoolConfig,
+    parts: Sequence[_NodeParts],
+    route: Observed | None,
+    ack: Ack | None,
+    sourced_ttft_p95: float | None,
 ) -> PoolStatus:
     nodes = [p.status for p in parts]
     engines = [n.engine for n in nodes]
@@ -191,11 +220,12 @@ def _pool(
     errors = total(rate * rps for rate, rps in weighted if rate is not None and rps is not None)
     error_rate = None if errors is None or not requests else errors / requests
     merged = _merged_ttft(parts)
-    ttft_p95 = (
-        quantile(0.95, merged)
-        if merged is not None
-        else max((e.ttft_p95_s for e in engines if e.ttft_p95_s is not None), default=None)
-    )
+    if merged is not None:
+        ttft_p95 = quantile(0.95, merged)
+    elif sourced_ttft_p95 is not None:  # computed by the fleet source over the pool's buckets
+        ttft_p95 = sourced_ttft_p95
+    else:
+        ttft_p95 = max((e.ttft_p95_s for e in engines if e.ttft_p95_s is not None), default=None)
     figures = EngineFigures(error_rate=error_rate, ttft_p95_s=ttft_p95)
     verdict = Verdict()
     if nodes and all(n.severity is Severity.UNKNOWN for n in nodes):
@@ -238,9 +268,12 @@ def build_snapshot(
     view: GatewayView | None = None,
     acks: Mapping[str, Ack] | None = None,
     drift: tuple[Drift, ...] = (),
+    sources: tuple[SourceStatus, ...] = (),
+    pool_ttft_p95: Mapping[str, float] | None = None,
 ) -> Snapshot:
     """The fleet at `now` (monotonic; `wall` is its epoch time). `acks` maps node and pool
-    names to their active acknowledgements."""
+    names to their active acknowledgements; `pool_ttft_p95` holds pool quantiles a fleet
+    source computed."""
     by_node: dict[str, list[Target]] = {}
     for target in targets:
         by_node.setdefault(target.node.name, []).append(target)
@@ -266,6 +299,7 @@ def build_snapshot(
             [parts[name] for name in pool.nodes],
             routes.get(pool.name),
             live_acks.get(pool.name),
+            (pool_ttft_p95 or {}).get(pool.name),
         )
         for pool in config.pools
     )
@@ -275,4 +309,5 @@ def build_snapshot(
         pools=pool_statuses,
         gateways=() if view is None else view.statuses,
         drift=drift,
+        sources=sources,
     )

@@ -75,7 +75,11 @@ def header_line(snapshot: Snapshot, now: float, paused: bool, palette: Mapping[s
 
 
 def gateway_lines(snapshot: Snapshot, palette: Mapping[str, str]) -> Text:
+    """The fleet-wide strip: a fleet source's banner, gateways, drift."""
     text = Text(no_wrap=True, overflow="ellipsis")
+    for source in snapshot.sources:
+        if source.banner:
+            text.append(f"▲ {source.banner}\n", palette[source.severity.label])
     for gateway in snapshot.gateways:
         up = "?" if gateway.replicas_up is None else str(gateway.replicas_up)
         text.append(f"gw {gateway.name} {up}/{gateway.replicas_total} ")
