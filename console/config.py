@@ -285,6 +285,7 @@ class FleetReader(NodeReader):
         self._declared: list[tuple[str, str, Node]] = []  # (kind, name, name node)
         self._references: list[tuple[str, str, str, Node, str | None]] = []
         self._sourced = False  # a source reads the fleet: nodes need no URL of their own
+        self._discovers = False  # ... and may add nodes to the listed pools
 
     def unknown_key(self, key: str, key_node: Node, path: str, known: Collection[str]) -> None:
         if "token_env" in known and key in _LITERAL_SECRET_KEYS:
@@ -308,9 +309,12 @@ class FleetReader(NodeReader):
             self._gateway(item, f"gateways[{index}]", refresh)
             for index, item in enumerate(self.items(entries, "", "gateways", "gateways") or [])
         ]
-        source = self._source(self.given(entries, "source"), "source")
-        discovers = source is not None and source.discover
-        self._sourced = source is not None
+        source_node = self.given(entries, "source")
+        source = self._source(source_node, "source")
+        # a source given, even a broken one (already reported), may discover the pools
+        self._discovers = source_node is not None and (source is None or source.discover)
+        self._sourced = source_node is not None
+        discovers = self._discovers
         pool_items = self.items(entries, "", "pools", "pools")
         if discovers and pool_items is None:
             pool_items = []  # every pool may come from the source
@@ -399,7 +403,10 @@ class FleetReader(NodeReader):
         capacity = self.optional(entries, path, "capacity", self._positive)
         alerts = self._alerts(self.given(entries, "alerts"), f"{path}.alerts", fleet_alerts)
         refresh = self._refresh(self.given(entries, "refresh"), f"{path}.refresh", fleet_refresh)
-        node_items = self.required_items(entries, node, path, "nodes", "a pool needs a node")
+        if self._discovers:  # its nodes may all be discovered
+            node_items = self.items(entries, path, "nodes", "nodes") or []
+        else:
+            node_items = self.required_items(entries, node, path, "nodes", "a pool needs a node")
         servers: dict[str, Node] = {}  # server name -> where it was first given, in this pool
         nodes = [
             self._node(
@@ -407,7 +414,7 @@ class FleetReader(NodeReader):
             )
             for index, item in enumerate(node_items)
         ]
-        if min_healthy > len(node_items):
+        if min_healthy > len(node_items) and not self._discovers:
             self.report(
                 entries["min_healthy"][1],
                 f"{path}.min_healthy: {min_healthy} but the pool has {len(node_items)} node(s)",

@@ -179,7 +179,7 @@ def _node(
         reasons=tuple(verdict.reasons),
         engine=figures,
         gpus=gpus,
-        host=agent.host if agent else None,
+        host=next((r.host for r in (agent, live.get("source")) if r and r.host), None),
         revision=agent.revision if agent else None,
         targets=healths,
         ack=ack,

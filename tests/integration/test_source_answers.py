@@ -1,0 +1,120 @@
+"""The Prometheus source against answers a healthy Prometheus seldom gives but a federated or
+proxied one does: errors, `warnings`, the wrong result type, HTML from a proxy. Served by a
+real HTTP server on loopback that answers each query by what it reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from console.collector import Collector
+from console.config import load_config
+from console.httpserver import HttpServer, Request, Response, json_response
+from console.model import Severity, Snapshot, SourceStatus
+from console.plugin import load_registry
+
+NODE = {"node": "node-a", "pool": "pool-x"}
+
+
+def _vector(*series: tuple[dict[str, str], float], warnings: list[str] | None = None) -> Response:
+    result = [{"metric": metric, "value": [1700000000.0, str(value)]} for metric, value in series]
+    answer: dict[str, object] = {
+        "status": "success",
+        "data": {"resultType": "vector", "result": result},
+    }
+    if warnings:
+        answer["warnings"] = warnings
+    return json_response(200, answer)
+
+
+def _figure(name: str, engine: str = "vllm") -> dict[str, str]:
+    return {**NODE, "fleetdeck_figure": name, "fleetdeck_engine": engine}
+
+
+def healthy(query: str) -> Response:
+    if query.startswith("up{"):
+        return _vector(({**NODE, "job": "engine", "instance": "10.0.0.1:8000"}, 1))
+    if query.startswith("max by (node, pool) (timestamp("):
+        return _vector((NODE, 1700000000.0))
+    if "requests_per_s" in query:
+        return _vector((_figure("requests_per_s"), 4.0), (_figure("errors_per_s"), 1.0))
+    if "ttft_p95_s" in query:
+        return _vector((_figure("ttft_p95_s"), 0.5))
+    if '"running"' in query:
+        return _vector((_figure("running"), 7), (_figure("waiting"), 2))
+    return _vector()
+
+
+async def _view(tmp_path: Path, answer: Callable[[str], Response]) -> tuple[SourceStatus, Snapshot]:
+    def handler(request: Request) -> Response:
+        form = parse_qs(request.body.decode())
+        return answer(form["query"][0])
+
+    server = HttpServer(handler)
+    await server.start()
+    try:
+        path = tmp_path / "fleet.yaml"
+        path.write_text(f"source: {{plugin: prometheus, url: {server.url}}}\n")
+        collector = Collector(load_config(path), load_registry(tmp_path))
+        try:
+            await collector.scrape_all()
+            snapshot = collector.current()
+        finally:
+            await collector.aclose()
+    finally:
+        await server.close()
+    return snapshot.sources[0], snapshot
+
+
+async def test_healthy_answers_make_a_node(tmp_path: Path) -> None:
+    source, snapshot = await _view(tmp_path, healthy)
+    assert source.banner is None
+    (node,) = snapshot.nodes
+    assert (node.name, node.pool, node.engine_kind) == ("node-a", "pool-x", "vllm")
+    assert (node.engine.running, node.engine.waiting) == (7, 2)
+    assert node.engine.error_rate == 0.25 and node.engine.ttft_p95_s == 0.5
+
+
+async def test_partial_answers_are_a_banner_not_a_crash(tmp_path: Path) -> None:
+    def partial(query: str) -> Response:
+        if '"running"' in query:
+            return _vector((_figure("running"), 7), warnings=["store eu-1 timed out"])
+        if "requests_per_s" in query:
+            return json_response(
+                200, {"status": "success", "data": {"resultType": "matrix", "result": []}}
+            )
+        if "ttft_p95_s" in query:
+            return json_response(
+                422,
+                {"status": "error", "errorType": "execution", "error": "query too expensive"},
+            )
+        if "fleetdeck_gpu_mem_used" in query:
+            return Response(502, b"<html>Bad Gateway</html>", "text/html")
+        return healthy(query)
+
+    source, snapshot = await _view(tmp_path, partial)
+    warnings = source.warnings
+    assert warnings == (
+        "gauges: store eu-1 timed out",
+        "rates: resultType 'matrix', expected 'vector'",
+        "quantiles: HTTP 422: execution: query too expensive",
+        "gpus: HTTP 502: not JSON: b'<html>Bad Gateway</html>'",
+    )
+    assert source.up and source.severity is Severity.WARN
+    assert source.banner == "prometheus: partial data: gauges: store eu-1 timed out (+3 more)"
+    (node,) = snapshot.nodes
+    assert node.engine.running == 7 and node.engine.requests_per_s is None
+
+
+async def test_every_query_failing_is_the_source_down(tmp_path: Path) -> None:
+    def failing(query: str) -> Response:
+        return json_response(
+            503, {"status": "error", "errorType": "unavailable", "error": "not ready"}
+        )
+
+    source, snapshot = await _view(tmp_path, failing)
+    assert not source.up
+    assert source.error == "gauges: HTTP 503: unavailable: not ready"
+    assert snapshot.nodes == ()
+    assert snapshot.severity is Severity.UNKNOWN
