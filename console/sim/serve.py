@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
 from collections.abc import Sequence
 
 from console.errors import FleetdeckError
+from console.sim.exporter import SimExporters
 from console.sim.fleet import SimFleet
 
 
@@ -37,10 +39,7 @@ async def serve(
         gateway=gateway_replicas > 0,
         gateway_replicas=max(1, gateway_replicas),
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    stop = _stop_on_signals()
     await fleet.start()
     try:
         for warning in fleet.warnings:
@@ -60,8 +59,47 @@ async def serve(
     return 0
 
 
+async def serve_exporters(
+    nodes: int,
+    exporters: int,
+    seed: int,
+    gpus: int,
+    static: bool,
+    pools: int | None,
+    buckets: int,
+    write_targets: str | None,
+) -> int:
+    """Serve the nodes' series on `exporters` Prometheus targets (exporter.py); print
+    `exporter URL` per target and `ready N nodes` once they listen. `write_targets` gets the
+    targets in Prometheus' file_sd format."""
+    fleet = SimExporters(
+        nodes, exporters, seed=seed, gpus=gpus, static=static, buckets=buckets, pools=pools
+    )
+    stop = _stop_on_signals()
+    await fleet.start()
+    try:
+        if write_targets is not None:
+            _write(write_targets, json.dumps(fleet.file_sd(), indent=1) + "\n")
+        for url in fleet.urls:
+            print(f"exporter {url}", flush=True)
+        print(f"ready {nodes} nodes", flush=True)
+        await stop.wait()
+    finally:
+        await fleet.stop()
+    return 0
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
 def _write(path: str, text: str) -> None:
-    """Write the config whole or not at all (a reader never sees half a file)."""
+    """Write the file whole or not at all (a reader never sees half a file)."""
     partial = f"{path}.partial"
     try:
         with open(partial, "w", encoding="utf-8") as handle:
