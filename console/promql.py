@@ -1,12 +1,15 @@
 """Engine mappings as PromQL: the canonical figures of a whole fleet, computed server-side.
 
 The same declarative mappings that read one scraped page (`console.mapping`) are turned into
-expressions over every series a Prometheus holds, aggregated by the labels that name a node
-(and its pool): gauges fold as the mapping folds them (sum, or max for fractions), counters
-become `rate()` over the window, histograms `histogram_quantile()` of the summed bucket rates.
-Each expression is tagged with the figure it computes (`label_replace` into FIGURE_LABEL) and
-the engine kind (ENGINE_LABEL), so many figures travel in one query: `A or B or C` keeps every
-series, their label sets differing in the tag.
+expressions over every series a Prometheus holds, aggregated by the label that names a node:
+gauges fold as the mapping folds them (sum, or max for fractions), counters become `rate()`
+over the window, histograms their bucket rates by `le` (the reader works the quantiles out, so
+one rate per bucket serves a node's p50 and p95 and its pool's p95).
+
+One query per figure, batched over every node and every engine kind (`A or B`: a node runs one
+engine, so the kinds' series never collide). Figures are told apart by the query they answer,
+not by tags: `label_replace` costs Prometheus more than the aggregation it would label, and the
+tag would be repeated in every series of the answer.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from console.mapping import (
     EngineMapping,
@@ -23,10 +27,6 @@ from console.mapping import (
     SumReader,
 )
 
-FIGURE_LABEL = "fleetdeck_figure"
-ENGINE_LABEL = "fleetdeck_engine"
-MODEL_LABEL = "fleetdeck_model"
-
 # canonical counter -> the rate figure it becomes (EngineFigures' names, errors aside)
 RATES = {
     "requests_total": "requests_per_s",
@@ -35,8 +35,6 @@ RATES = {
     "prompt_tokens_total": "prompt_tokens_per_s",
 }
 GAUGES = ("running", "waiting", "kv_cache_usage")
-QUANTILES = (("ttft_p50_s", 0.5), ("ttft_p95_s", 0.95))
-POOL_TTFT_P95 = "pool_ttft_p95_s"
 
 
 def string(text: str) -> str:
@@ -44,8 +42,8 @@ def string(text: str) -> str:
     return json.dumps(text)
 
 
-def _selector(names: Iterable[str], match: Sequence[tuple[str, frozenset[str]]] = ()) -> str:
-    ordered = sorted(names)
+def selector(names: Iterable[str], match: Sequence[tuple[str, frozenset[str]]] = ()) -> str:
+    ordered = sorted(names)  # a counter with and without `_total`: a regex over both names
     if len(ordered) == 1:
         matchers = [f"__name__={string(ordered[0])}"]
     else:
@@ -56,16 +54,19 @@ def _selector(names: Iterable[str], match: Sequence[tuple[str, frozenset[str]]] 
     return "{" + ",".join(matchers) + "}"
 
 
+def by(labels: Sequence[str]) -> str:
+    return f"by ({', '.join(labels)})"
+
+
 def _scaled(expression: str, scale: float) -> str:
     return expression if scale == 1.0 else f"({expression}) * {scale!r}"
 
 
-def tagged(expression: str, label: str, value: str) -> str:
-    return f"label_replace({expression}, {string(label)}, {string(value)}, '', '')"
-
-
-def by(labels: Sequence[str]) -> str:
-    return f"by ({', '.join(labels)})"
+def either(parts: Iterable[str | None]) -> str | None:
+    known = [part for part in parts if part is not None]
+    if not known:
+        return None
+    return known[0] if len(known) == 1 else " or ".join(f"({part})" for part in known)
 
 
 class Translator:
@@ -78,40 +79,35 @@ class Translator:
     def gauge(self, reader: object) -> str | None:
         if isinstance(reader, FamilyReader):
             fold = "max" if reader.fold is max else "sum"
-            expression = f"{fold} {by(self.group)} ({_selector(reader.sample_names, reader.match)})"
+            expression = f"{fold} {by(self.group)} ({selector(reader.sample_names, reader.match)})"
             if reader.zero_with is not None:
-                present = f"count {by(self.group)} ({_selector([reader.zero_with])})"
+                present = f"count {by(self.group)} ({selector([reader.zero_with])})"
                 expression = f"({expression}) or ({present} * 0)"
             return _scaled(expression, reader.scale)
         return self._combined(reader, self.gauge)
 
     def rate(self, reader: object) -> str | None:
+        """A counter's rate. A labelled counter with no series yet (no errors counted) is
+        left out, not 0: the source knows which engines count errors and fills the 0."""
         if isinstance(reader, FamilyReader):
-            window = self.range
-            chosen = _selector(reader.sample_names, reader.match)
-            expression = f"sum {by(self.group)} (rate({chosen}{window}))"
-            if reader.match or reader.zero_with is not None:
-                # a labelled counter has no series until it counts: 0 while the family is there
-                family = reader.sample_names if reader.zero_with is None else [reader.zero_with]
-                anything = f"sum {by(self.group)} (rate({_selector(family)}{window}))"
-                expression = f"({expression}) or ({anything} * 0)"
-            return _scaled(expression, reader.scale)
+            chosen = selector(reader.sample_names, reader.match)
+            return _scaled(f"sum {by(self.group)} (rate({chosen}{self.range}))", reader.scale)
         return self._combined(reader, self.rate)
 
-    def quantile(self, reader: object, q: float, group: Sequence[str] | None = None) -> str | None:
-        labels = (*(self.group if group is None else group), "le")
+    def buckets(self, reader: object) -> list[tuple[float, str]]:
+        """(scale of the bounds, bucket rates by `le`) of each alternative histogram: a label's
+        value cannot be multiplied in PromQL, so the reader scales the bounds."""
         if isinstance(reader, HistogramReader):
-            buckets = _selector([reader.bucket_name], reader.match)
-            rates = f"sum {by(labels)} (rate({buckets}{self.range}))"
-            return _scaled(f"histogram_quantile({q!r}, {rates})", reader.scale)
+            chosen = selector([reader.bucket_name], reader.match)
+            group = by((*self.group, "le"))
+            return [(reader.scale, f"sum {group} (rate({chosen}{self.range}))")]
         if isinstance(reader, FirstOf):
-            parts = [self.quantile(alt, q, group) for alt in reader.alternatives]
-            return _either(parts)
-        return None
+            return [each for alt in reader.alternatives for each in self.buckets(alt)]
+        return []
 
     def _combined(self, reader: object, part: Callable[[object], str | None]) -> str | None:
         if isinstance(reader, FirstOf):
-            return _either([part(alt) for alt in reader.alternatives])
+            return either(part(alt) for alt in reader.alternatives)
         if isinstance(reader, SumReader):
             parts = [part(each) for each in reader.parts]
             if any(each is None for each in parts):
@@ -120,80 +116,78 @@ class Translator:
         return None
 
 
-def _either(parts: Sequence[str | None]) -> str | None:
-    known = [part for part in parts if part is not None]
-    if not known:
-        return None
-    return known[0] if len(known) == 1 else " or ".join(f"({part})" for part in known)
+@dataclass(frozen=True, slots=True)
+class EngineQueries:
+    """The engine figures of every kind, one expression each."""
+
+    figures: dict[str, str]  # canonical figure -> its expression over every kind
+    buckets: dict[float, str]  # scale of the bounds -> the TTFT bucket rates of those kinds
+    kinds: str  # which kind (by family name) and model each node serves
+    kind_of: dict[str, str]  # family (sample) name -> engine kind
+    model_label: dict[str, str]  # engine kind -> the label holding its model
+    counting_errors: frozenset[str]  # kinds that count failed requests
 
 
-def union(parts: Iterable[str]) -> str | None:
-    """Many tagged expressions as one query."""
-    return _either(list(parts))
-
-
-def engine_figures(
-    mappings: Sequence[EngineMapping], translator: Translator
-) -> dict[str, list[str]]:
-    """Per query kind (`gauges`, `rates`, `quantiles`), the tagged expressions of every engine
-    mapping: one series per node and figure (per pool for the pool's TTFT p95)."""
-    batches: dict[str, list[str]] = {"gauges": [], "rates": [], "quantiles": []}
+def engine_queries(mappings: Sequence[EngineMapping], translator: Translator) -> EngineQueries:
+    figures: dict[str, list[str | None]] = {}
+    buckets: dict[float, list[str | None]] = {}
+    kind_of: dict[str, str] = {}
+    model_label: dict[str, str] = {}
     for mapping in mappings:
         section = mapping.engine
         if section is None:
             continue
         scalars = dict(section.scalars)
-        histograms = dict(section.histograms)
-
-        def add(batch: str, figure: str, expression: str | None, kind: str = mapping.kind) -> None:
-            if expression is not None:
-                tagged_figure = tagged(expression, FIGURE_LABEL, figure)
-                batches[batch].append(tagged(tagged_figure, ENGINE_LABEL, kind))
-
         for figure in GAUGES:
             if figure in scalars:
-                add("gauges", figure, translator.gauge(scalars[figure]))
-        if section.model_label is not None and "running" in scalars:
-            add("gauges", "model", _model(scalars["running"], section.model_label, translator))
+                figures.setdefault(figure, []).append(translator.gauge(scalars[figure]))
         for counter, figure in RATES.items():
             if counter in scalars:
-                add("rates", figure, translator.rate(scalars[counter]))
-        ttft = histograms.get("ttft_seconds")
-        if ttft is not None:
-            for figure, q in QUANTILES:
-                add("quantiles", figure, translator.quantile(ttft, q))
-            pool = translator.group[1:2]  # the pool label: the pool's own quantile
-            add("quantiles", POOL_TTFT_P95, translator.quantile(ttft, 0.95, pool))
-    return batches
-
-
-def _model(reader: object, label: str, translator: Translator) -> str | None:
-    """Which model a node serves: its label on the first family of the `running` figure."""
-    while isinstance(reader, FirstOf):
-        reader = reader.alternatives[0]
-    if not isinstance(reader, FamilyReader):
-        return None
-    copied = (
-        f"label_replace({_selector(reader.sample_names)}, {string(MODEL_LABEL)}, '$1', "
-        f"{string(label)}, '(.+)')"
+                figures.setdefault(figure, []).append(translator.rate(scalars[counter]))
+        ttft = dict(section.histograms).get("ttft_seconds")
+        for scale, expression in [] if ttft is None else translator.buckets(ttft):
+            buckets.setdefault(scale, []).append(expression)
+        if "running" in scalars:
+            kind_of.update(dict.fromkeys(_sample_names(scalars["running"]), mapping.kind))
+        if section.model_label is not None:
+            model_label[mapping.kind] = section.model_label
+    labels = (*translator.group, "__name__", *sorted(set(model_label.values())))
+    return EngineQueries(
+        figures={f: e for f, parts in figures.items() if (e := either(parts)) is not None},
+        buckets={s: e for s, parts in buckets.items() if (e := either(parts)) is not None},
+        kinds=f"count {by(labels)} ({selector(kind_of)})",
+        kind_of=kind_of,
+        model_label=model_label,
+        counting_errors=frozenset(
+            m.kind for m in mappings if m.engine and "errors_total" in dict(m.engine.scalars)
+        ),
     )
-    return f"count {by((*translator.group, MODEL_LABEL))} ({copied})"
 
 
-def gpu_figures(
+def _sample_names(reader: object) -> frozenset[str]:
+    """The sample names a gauge figure reads, every alternative's."""
+    if isinstance(reader, FamilyReader):
+        return reader.sample_names
+    if isinstance(reader, FirstOf | SumReader):
+        parts = reader.alternatives if isinstance(reader, FirstOf) else reader.parts
+        return frozenset(name for part in parts for name in _sample_names(part))
+    return frozenset()
+
+
+def gpu_queries(
     figures: Sequence[tuple[str, str]],
     mappings: Sequence[EngineMapping],
     device_label: str,
     translator: Translator,
-) -> list[str]:
-    """Tagged expressions of each GPU figure, one series per node, device and figure: from
-    plain gauge families (`figures`: canonical name, family, as the node agent exposes them)
-    and from the GPU sections of mappings (dcgm-exporter), the first known winning. Devices
-    are told apart by `device_label` whatever label a mapping reads them from."""
+) -> dict[str, str]:
+    """Each GPU figure's expression, one series per node and device: from plain gauge
+    families (`figures`: canonical name, family, as the node agent exposes them) and from the
+    GPU sections of mappings (dcgm-exporter), the first known winning. Devices are told apart
+    by `device_label` whatever label a mapping reads them from."""
     group = (*translator.group, device_label)
-    expressions = []
+    expressions = {}
     for figure, family in figures:
-        parts: list[str | None] = [f"max {by(group)} ({_selector([family])})"]
+        parts: list[str | None] = [f"max {by(group)} ({selector([family])})"]
         for mapping in mappings:
             section = mapping.gpus
             readers = {} if section is None else dict(section.figures)
@@ -207,7 +201,7 @@ def gpu_figures(
                     f"{string(section.device_label)}, '(.*)')"
                 )
             parts.append(expression)
-        combined = _either(parts)
+        combined = either(parts)
         if combined is not None:
-            expressions.append(tagged(combined, FIGURE_LABEL, figure))
+            expressions[figure] = combined
     return expressions

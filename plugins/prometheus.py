@@ -1,45 +1,46 @@
 """The Prometheus fleet source: a whole fleet read from Prometheus's HTTP API in a few queries.
 
-Each refresh sends the same fixed set of instant queries (`POST /api/v1/query`, all evaluated
-at one instant), whatever the fleet's size: the engine gauges, the engine rates, the TTFT
-quantiles, the GPU and host gauges, `up`, and the newest sample's `timestamp()`. Every query
-aggregates by the labels that name a node and its pool, so the answer holds one series per node
-and figure; the expressions come from the engine mappings (`console.promql`), so figures mean
-what they mean when a node is polled directly. Thanos, Mimir, VictoriaMetrics and Cortex answer
-the same API.
+Each refresh sends the same fixed set of instant queries (`POST /api/v1/query`, all at once,
+all evaluated at one instant), whatever the fleet's size: one per engine figure (gauges, and
+rates over the window), the TTFT bucket rates, one per GPU and host figure, each node's engine
+kind and model, `up`, and the newest sample's `timestamp()` with the node's pool. Each query
+aggregates by the label that names a node, over every engine kind at once, so its answer holds
+one series per node; the expressions come from the engine mappings (`console.promql`), so a
+figure means what it means when a node is polled directly. Quantiles are worked out here from
+the bucket rates (`console.rules.quantile`, as for direct polling), a pool's from its nodes'
+buckets added together. Thanos, Mimir, VictoriaMetrics and Cortex answer the same API.
 
-Answers are decoded with `json.loads` (the C decoder: the fastest way to read JSON in Python,
-and every string it makes is one this source keeps) and read in one pass per query; an answer
-that is an error, has `warnings`, or is not an instant vector is reported as partial data, not
-dropped silently.
+Answers are decoded by `json.loads`, the C decoder (a Python tokenizer would be slower than
+the objects it saves), with the garbage collector held off, then read in one tight loop per
+query. An answer that is an error, has `warnings`, or is not an instant vector is reported as
+partial data, never dropped silently.
 """
 
 from __future__ import annotations
 
+import gc
 import json
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
 from console.agent.exposition import GPU_FAMILIES, HOST_FAMILIES, PREFIX
 from console.errors import SourceError
 from console.fleet import SourceConfig
-from console.model import EngineFigures, FleetReading, GpuSample, HostSample, NodeFigures
-from console.plugin import Registry
-from console.promql import (
-    ENGINE_LABEL,
-    FIGURE_LABEL,
-    MODEL_LABEL,
-    POOL_TTFT_P95,
-    Translator,
-    by,
-    engine_figures,
-    gpu_figures,
-    tagged,
-    union,
+from console.model import (
+    EngineFigures,
+    FleetReading,
+    GpuSample,
+    Histogram,
+    HostSample,
+    NodeFigures,
 )
+from console.plugin import Registry
+from console.promql import Translator, by, engine_queries, gpu_queries, selector, string
+from console.rules import quantile
 
 QUERY_PATH = "/api/v1/query"
 DEVICE_LABEL = "gpu"
@@ -47,25 +48,33 @@ GPU_KINDS = ("dcgm",)  # mappings read for GPU figures
 _GPU_INTEGERS = frozenset({"last_xid"})
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
-    name: str  # what it reads, for messages
-    expression: str
+Series = list[dict[str, Any]]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Node:
     """A node's figures gathered over the answers, before they become a NodeFigures."""
 
     pool: str | None = None
     gateway: str | None = None
     engine: dict[str, Any] = field(default_factory=dict)
+    ttft: dict[float, float] = field(default_factory=dict)  # bucket bound -> rate
     gpus: dict[int, dict[str, Any]] = field(default_factory=dict)
     host: dict[str, float] = field(default_factory=dict)
     targets_up: list[bool] = field(default_factory=list)
     down: list[str] = field(default_factory=list)
     sample_time: float | None = None
     engine_kind: str | None = None
+
+
+Nodes = dict[str, _Node]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    name: str  # what it reads, for messages
+    expression: str
+    read: Callable[[Series, Nodes], None]  # puts its answer's series into the nodes
 
 
 class PrometheusSource:
@@ -78,35 +87,44 @@ class PrometheusSource:
         self.node_label = labels.node
         self.pool_label = labels.pool
         self.gateway_label = labels.gateway
-        group = [labels.node, labels.pool] + ([labels.gateway] if labels.gateway else [])
-        self.group = tuple(group)
-        translator = Translator(self.group, config.window)
+        # figures by node alone; the node's pool (and gateway) ride on `age` only, once
+        translator = Translator((labels.node,), config.window)
         engines = [m for k, m in sorted(registry.mappings.items()) if k not in GPU_KINDS]
         gpus = [registry.mappings[k] for k in GPU_KINDS if k in registry.mappings]
-        batches = engine_figures(engines, translator)
-        queries = [Query(name, union(parts) or "") for name, parts in batches.items() if parts]
+        self.engine = engine_queries(engines, translator)
+        queries = [Query("kinds", self.engine.kinds, self._kinds)]
+        queries += [
+            Query(figure, expression, partial(self._figure, "engine", figure))
+            for figure, expression in self.engine.figures.items()
+        ]
+        queries += [
+            Query(f"ttft buckets x{scale:g}", expression, partial(self._buckets, scale))
+            for scale, expression in self.engine.buckets.items()
+        ]
         if "gpus" in config.figures:
             families = [(figure, PREFIX + suffix) for figure, suffix, _ in GPU_FAMILIES]
-            expressions = gpu_figures(families, gpus, DEVICE_LABEL, translator)
-            queries.append(Query("gpus", union(expressions) or ""))
+            queries += [
+                Query(f"gpu {figure}", expression, partial(self._gpu, figure))
+                for figure, expression in gpu_queries(
+                    families, gpus, DEVICE_LABEL, translator
+                ).items()
+            ]
         if "host" in config.figures:
-            host = [
-                tagged(f"max {by(self.group)} ({PREFIX}{suffix})", FIGURE_LABEL, figure)
+            queries += [
+                Query(
+                    f"host {figure}",
+                    f"max by ({labels.node}) ({PREFIX}{suffix})",
+                    partial(self._figure, "host", figure),
+                )
                 for figure, suffix, _ in HOST_FAMILIES
             ]
-            queries.append(Query("host", union(host) or ""))
         # `up` of every target that names a node: a dead target's series go stale at once, so
         # only `up` tells a node that stopped answering from one that was never there
-        queries.append(Query("up", f"up{{{labels.node}!=''}}"))
-        newest = [self._families(m) for m in engines] + [[PREFIX + "gpu_util"]]
-        names = "|".join(sorted({name for each in newest for name in each}))
-        queries.append(Query("age", f'max {by(self.group)} (timestamp({{__name__=~"{names}"}}))'))
+        queries.append(Query("up", f"up{{{labels.node}!={string('')}}}", self._up))
+        placed = (labels.node, labels.pool) + ((labels.gateway,) if labels.gateway else ())
+        newest = selector({PREFIX + "gpu_util", *self.engine.kind_of})
+        queries.append(Query("age", f"max {by(placed)} (timestamp({newest}))", self._age))
         self.queries = tuple(queries)
-
-    @staticmethod
-    def _families(mapping: Any) -> list[str]:
-        section = mapping.engine
-        return [] if section is None else [f for f in section.model_families[:1]]
 
     def requests(self, at: float) -> list[tuple[str, bytes]]:
         """(path, form body) of each query, evaluated at epoch `at`."""
@@ -123,83 +141,106 @@ class PrometheusSource:
 
     def decode(self, answers: Sequence[tuple[int, bytes]], at: float) -> FleetReading:
         """The fleet in the answers (one per query, in order); SourceError when none is usable."""
-        nodes: dict[str, _Node] = {}
-        pool_ttft: dict[str, float] = {}
+        nodes: Nodes = {}
         warnings: list[str] = []
         usable = 0
-        for query, (status, body) in zip(self.queries, answers, strict=True):
-            try:
-                result = _vector(status, body)
-            except SourceError as exc:
-                warnings.append(f"{query.name}: {exc}")
-                continue
-            usable += 1
-            warnings += [f"{query.name}: {text}" for text in result[1]]
-            self._read(query.name, result[0], nodes, pool_ttft)
-        if usable == 0:
-            raise SourceError(warnings[0] if warnings else "no answer")
+        with _collector_paused():  # answers are trees of fresh objects without cycles
+            for query, (status, body) in zip(self.queries, answers, strict=True):
+                try:
+                    series, said = _vector(status, body)
+                except SourceError as exc:
+                    warnings.append(f"{query.name}: {exc}")
+                    continue
+                usable += 1
+                warnings += [f"{query.name}: {text}" for text in said]
+                query.read(series, nodes)
+            if usable == 0:
+                raise SourceError(warnings[0] if warnings else "no answer")
+            figures = {name: self._figures(name, node) for name, node in nodes.items()}
         return FleetReading(
             time=at,
-            nodes={name: self._figures(name, node) for name, node in nodes.items()},
-            pool_ttft_p95_s=pool_ttft,
+            nodes=figures,
+            pool_ttft_p95_s=_pool_quantiles(nodes.values()),
             warnings=tuple(warnings),
         )
 
-    def _read(
-        self,
-        query: str,
-        series: list[dict[str, Any]],
-        nodes: dict[str, _Node],
-        pool_ttft: dict[str, float],
-    ) -> None:
-        node_label, pool_label, gateway_label = self.node_label, self.pool_label, self.gateway_label
+    # --- one loop per query: each answer holds one figure ------------------------------------
+
+    def _each(self, series: Series, nodes: Nodes) -> Iterator[tuple[_Node, Any, float]]:
+        """(node, labels, value) of each series that names a node and has a number."""
+        label = self.node_label
         for each in series:
             metric = each["metric"]
-            value = float(each["value"][1])
-            if value != value:  # NaN: a quantile of no requests, a rate of nothing
-                continue
-            figure = metric.get(FIGURE_LABEL)
-            if figure == POOL_TTFT_P95:
-                pool = metric.get(pool_label)
-                if pool and math.isfinite(value):
-                    pool_ttft[pool] = value
-                continue
-            name = metric.get(node_label)
+            name = metric.get(label)
             if not name:
+                continue
+            value = float(each["value"][1])
+            if value != value:  # NaN: a ratio of nothing
                 continue
             node = nodes.get(name)
             if node is None:
                 node = nodes[name] = _Node()
-            if node.pool is None:
-                node.pool = metric.get(pool_label) or None
-            if gateway_label and node.gateway is None:
+            yield node, metric, value
+
+    def _figure(self, part: str, figure: str, series: Series, nodes: Nodes) -> None:
+        for node, _, value in self._each(series, nodes):
+            getattr(node, part)[figure] = value
+
+    def _kinds(self, series: Series, nodes: Nodes) -> None:
+        kind_of, model_label = self.engine.kind_of, self.engine.model_label
+        for node, metric, _ in self._each(series, nodes):
+            kind = node.engine_kind = kind_of.get(metric.get("__name__", ""))
+            label = model_label.get(kind or "")
+            if label is not None and metric.get(label):
+                node.engine["model"] = metric[label]
+
+    def _buckets(self, scale: float, series: Series, nodes: Nodes) -> None:
+        for node, metric, value in self._each(series, nodes):
+            try:
+                node.ttft[float(metric["le"]) * scale] = value
+            except (KeyError, ValueError):
+                continue  # a bucket without a usable bound cannot be placed
+
+    def _gpu(self, figure: str, series: Series, nodes: Nodes) -> None:
+        for node, metric, value in self._each(series, nodes):
+            device = metric.get(DEVICE_LABEL, "")
+            index = int(device) if device.isdigit() else len(node.gpus)
+            node.gpus.setdefault(index, {})[figure] = value
+
+    def _up(self, series: Series, nodes: Nodes) -> None:
+        for node, metric, value in self._each(series, nodes):
+            node.targets_up.append(value == 1)
+            if value != 1:
+                node.down.append(f"{metric.get('job', '?')} {metric.get('instance', '?')}")
+
+    def _age(self, series: Series, nodes: Nodes) -> None:
+        pool_label, gateway_label = self.pool_label, self.gateway_label
+        for node, metric, value in self._each(series, nodes):
+            node.sample_time = value
+            node.pool = metric.get(pool_label) or None
+            if gateway_label is not None:
                 node.gateway = metric.get(gateway_label) or None
-            if query == "up":
-                node.targets_up.append(value == 1)
-                if value != 1:
-                    node.down.append(f"{metric.get('job', '?')} {metric.get('instance', '?')}")
-            elif query == "age":
-                node.sample_time = value
-            elif query == "gpus":
-                device = metric.get(DEVICE_LABEL, "")
-                index = int(device) if device.isdigit() else len(node.gpus)
-                node.gpus.setdefault(index, {})[figure] = value
-            elif query == "host":
-                node.host[figure] = value
-            elif figure == "model":
-                node.engine["model"] = metric.get(MODEL_LABEL)
-            elif figure is not None:
-                node.engine[figure] = value
-                if figure == "running":
-                    node.engine_kind = metric.get(ENGINE_LABEL)
 
     def _figures(self, name: str, node: _Node) -> NodeFigures:
         engine = None
-        if node.engine:
-            values = node.engine
+        values = node.engine
+        if values or node.ttft:
             requests, errors = values.pop("requests_per_s", None), values.pop("errors_per_s", None)
+            if (
+                errors is None
+                and requests is not None
+                and node.engine_kind in self.engine.counting_errors
+            ):
+                errors = 0.0  # the engine counts errors, and has counted none
             error_rate = None if errors is None or not requests else min(errors / requests, 1.0)
-            engine = EngineFigures(requests_per_s=requests, error_rate=error_rate, **values)
+            ttft = _histogram(node.ttft) if node.ttft else None
+            engine = EngineFigures(
+                requests_per_s=requests,
+                error_rate=error_rate,
+                ttft_p50_s=quantile(0.5, ttft),
+                ttft_p95_s=quantile(0.95, ttft),
+                **values,
+            )
         gpus = None
         if node.gpus:
             gpus = tuple(_gpu(index, values) for index, values in sorted(node.gpus.items()))
@@ -217,12 +258,47 @@ class PrometheusSource:
         )
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The garbage collector held off while an answer is decoded: a 10,000-node refresh
+    allocates hundreds of thousands of containers, each counting towards a collection that
+    would walk them all and find nothing to free."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _pool_quantiles(nodes: Iterable[_Node]) -> dict[str, float]:
+    """Each pool's TTFT p95 from its nodes' bucket rates, added bound by bound."""
+    pools: dict[str, dict[float, float]] = {}
+    for node in nodes:
+        if node.ttft and node.pool is not None:
+            merged = pools.setdefault(node.pool, {})
+            for bound, rate in node.ttft.items():
+                merged[bound] = merged.get(bound, 0.0) + rate
+    return {
+        pool: p95
+        for pool, buckets in pools.items()
+        if (p95 := quantile(0.95, _histogram(buckets))) is not None
+    }
+
+
+def _histogram(buckets: Mapping[float, float]) -> Histogram:
+    """Bucket rates as a cumulative histogram (the quantile needs no count or sum)."""
+    ordered = tuple(sorted(buckets.items()))
+    return Histogram(ordered, ordered[-1][1], 0.0)
+
+
 def _gpu(index: int, values: Mapping[str, float]) -> GpuSample:
     figures: dict[str, Any] = dict(values)
     for name in _GPU_INTEGERS & figures.keys():
         figures[name] = int(figures[name]) or None  # XID 0: none seen
     figures["lost"] = bool(figures.pop("lost", 0.0))
-    return replace(GpuSample(index=index), **figures)
+    return GpuSample(index=index, **figures)
 
 
 def _vector(status: int, body: bytes) -> tuple[list[dict[str, Any]], list[str]]:

@@ -8,13 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs
 
+import pytest
+
 from console.collector import Collector
 from console.config import load_config
 from console.httpserver import HttpServer, Request, Response, json_response
 from console.model import Severity, Snapshot, SourceStatus
 from console.plugin import load_registry
 
-NODE = {"node": "node-a", "pool": "pool-x"}
+NODE = {"node": "node-a"}
+PLACED = {**NODE, "pool": "pool-x"}
 
 
 def _vector(*series: tuple[dict[str, str], float], warnings: list[str] | None = None) -> Response:
@@ -28,22 +31,27 @@ def _vector(*series: tuple[dict[str, str], float], warnings: list[str] | None = 
     return json_response(200, answer)
 
 
-def _figure(name: str, engine: str = "vllm") -> dict[str, str]:
-    return {**NODE, "fleetdeck_figure": name, "fleetdeck_engine": engine}
-
-
 def healthy(query: str) -> Response:
+    """What a Prometheus holding one vLLM node answers to each of the source's queries."""
+    if query.startswith("count by (node, __name__"):  # engine kind and model
+        kind = {**NODE, "__name__": "vllm:num_requests_running", "model_name": "llama"}
+        return _vector((kind, 1))
     if query.startswith("up{"):
         return _vector(({**NODE, "job": "engine", "instance": "10.0.0.1:8000"}, 1))
     if query.startswith("max by (node, pool) (timestamp("):
-        return _vector((NODE, 1700000000.0))
-    if "requests_per_s" in query:
-        return _vector((_figure("requests_per_s"), 4.0), (_figure("errors_per_s"), 1.0))
-    if "ttft_p95_s" in query:
-        return _vector((_figure("ttft_p95_s"), 0.5))
-    if '"running"' in query:
-        return _vector((_figure("running"), 7), (_figure("waiting"), 2))
-    return _vector()
+        return _vector((PLACED, 1700000000.0))
+    if (
+        "vllm:time_to_first_token_seconds_bucket" in query
+    ):  # 10 requests/s, half under 0.2 s, all under 1 s
+        rates = {"0.2": 5.0, "1": 10.0, "+Inf": 10.0}
+        return _vector(*(({**NODE, "le": le}, rate) for le, rate in rates.items()))
+    figures = {
+        "finished_reason": 1.0,  # errors/s (tried before the requests' own family)
+        "vllm:request_success": 4.0,
+        "vllm:num_requests_running": 7,
+        "vllm:num_requests_waiting": 2,
+    }
+    return next((_vector((NODE, v)) for name, v in figures.items() if name in query), _vector())
 
 
 async def _view(tmp_path: Path, answer: Callable[[str], Response]) -> tuple[SourceStatus, Snapshot]:
@@ -72,19 +80,22 @@ async def test_healthy_answers_make_a_node(tmp_path: Path) -> None:
     assert source.banner is None
     (node,) = snapshot.nodes
     assert (node.name, node.pool, node.engine_kind) == ("node-a", "pool-x", "vllm")
+    assert node.engine.model == "llama"
     assert (node.engine.running, node.engine.waiting) == (7, 2)
-    assert node.engine.error_rate == 0.25 and node.engine.ttft_p95_s == 0.5
+    assert node.engine.error_rate == 0.25
+    assert (node.engine.ttft_p50_s, node.engine.ttft_p95_s) == (0.2, pytest.approx(0.92))
+    assert snapshot.pools[0].ttft_p95_s == pytest.approx(0.92)
 
 
 async def test_partial_answers_are_a_banner_not_a_crash(tmp_path: Path) -> None:
     def partial(query: str) -> Response:
-        if '"running"' in query:
-            return _vector((_figure("running"), 7), warnings=["store eu-1 timed out"])
-        if "requests_per_s" in query:
+        if "vllm:num_requests_running" in query and query.startswith("(sum by"):
+            return _vector((NODE, 7), warnings=["store eu-1 timed out"])
+        if "request_success" in query and "finished_reason" not in query:
             return json_response(
                 200, {"status": "success", "data": {"resultType": "matrix", "result": []}}
             )
-        if "ttft_p95_s" in query:
+        if "vllm:time_to_first_token_seconds_bucket" in query:
             return json_response(
                 422,
                 {"status": "error", "errorType": "execution", "error": "query too expensive"},
@@ -95,14 +106,14 @@ async def test_partial_answers_are_a_banner_not_a_crash(tmp_path: Path) -> None:
 
     source, snapshot = await _view(tmp_path, partial)
     warnings = source.warnings
-    assert warnings == (
-        "gauges: store eu-1 timed out",
-        "rates: resultType 'matrix', expected 'vector'",
-        "quantiles: HTTP 422: execution: query too expensive",
-        "gpus: HTTP 502: not JSON: b'<html>Bad Gateway</html>'",
-    )
+    assert sorted(warnings) == [
+        "gpu mem_used: HTTP 502: not JSON: b'<html>Bad Gateway</html>'",
+        "requests_per_s: resultType 'matrix', expected 'vector'",
+        "running: store eu-1 timed out",
+        "ttft buckets x1: HTTP 422: execution: query too expensive",
+    ]
     assert source.up and source.severity is Severity.WARN
-    assert source.banner == "prometheus: partial data: gauges: store eu-1 timed out (+3 more)"
+    assert source.banner == f"prometheus: partial data: {warnings[0]} (+3 more)"
     (node,) = snapshot.nodes
     assert node.engine.running == 7 and node.engine.requests_per_s is None
 
@@ -115,6 +126,6 @@ async def test_every_query_failing_is_the_source_down(tmp_path: Path) -> None:
 
     source, snapshot = await _view(tmp_path, failing)
     assert not source.up
-    assert source.error == "gauges: HTTP 503: unavailable: not ready"
+    assert source.error == "kinds: HTTP 503: unavailable: not ready"
     assert snapshot.nodes == ()
     assert snapshot.severity is Severity.UNKNOWN
