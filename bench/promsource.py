@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import statistics
 import sys
 import tempfile
@@ -32,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 
+from bench.poll import cpu_seconds  # noqa: E402
 from console.collector import Collector  # noqa: E402
 from console.config import load_config  # noqa: E402
 from console.fleetsource import SourceWatch  # noqa: E402
@@ -41,11 +41,6 @@ from console.sim.prometheus import PrometheusProcess, ScrapeJob, ScrapeTarget  #
 TARGET_S = 2.0
 START_S = 120.0  # for the exporters to be ready, and for Prometheus to hold the fleet
 WINDOW = "1m"
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def start_exporters(args: argparse.Namespace, targets: Path) -> asyncio.subprocess.Process:
