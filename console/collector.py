@@ -159,7 +159,7 @@ class Collector:
         target.next_due = started + target.interval
         try:
             assert target.request is not None
-            body = _body(await target.transport.handle_async_request(target.request))
+            body = await _fetch(target.transport, target.request)
             reading = target.source.decode(body) if target.source else None
         except SourceError as exc:
             self._failed(target, str(exc))
@@ -350,10 +350,17 @@ class Collector:
             await self.source.aclose()
 
 
-def _body(response: httpx.Response) -> bytes:
-    if response.status_code != 200:
-        raise SourceError(f"HTTP {response.status_code} {response.reason_phrase}".rstrip())
-    return response.content
+async def _fetch(transport: httpx.AsyncBaseTransport, request: httpx.Request) -> bytes:
+    """A page's body; SourceError for any answer but 200."""
+    if isinstance(transport, ScrapeTransport):  # the scrape path: no httpx.Response to build
+        head, body = await transport.fetch(request)
+        status, reason = head.status_code, head.reason.decode("ascii", "replace")
+    else:
+        response = await transport.handle_async_request(request)
+        status, reason, body = response.status_code, response.reason_phrase, response.content
+    if status != 200:
+        raise SourceError(f"HTTP {status} {reason}".rstrip())
+    return body
 
 
 def _describe(exc: httpx.HTTPError) -> str:

@@ -149,7 +149,9 @@ class ScrapeTransport(httpx.AsyncBaseTransport):
         self._answer: _Answer | None = None
         self._prepared: _Prepared | None = None
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def fetch(self, request: httpx.Request) -> tuple[h11.Response, bytes]:
+        """The answer's head and body, with no httpx.Response built around them: the
+        collector's hot path reads only the status and the body."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
@@ -192,6 +194,10 @@ class ScrapeTransport(httpx.AsyncBaseTransport):
             connection.start_next_cycle()
         else:  # the server closes after this answer: so do we, and reconnect next time
             self._close()
+        return response, body
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response, body = await self.fetch(request)
         # the body as a stream, as any transport hands it over (no headers added), read at once
         answered = httpx.Response(
             status_code=response.status_code,
