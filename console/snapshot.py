@@ -229,8 +229,9 @@ def _pool(
     figures = EngineFigures(error_rate=error_rate, ttft_p95_s=ttft_p95)
     verdict = Verdict()
     if nodes and all(n.severity is Severity.UNKNOWN for n in nodes):
+        # nothing is known (the fleet source is down, say): not a reason to page as critical
         verdict.raise_to(Severity.UNKNOWN, "no node has fresh data")
-    if nodes and counted == 0:
+    elif nodes and counted == 0:
         verdict.raise_to(Severity.CRIT, "no healthy node")
     elif counted < pool.min_healthy:
         verdict.raise_to(Severity.CRIT, f"{healthy} healthy < min_healthy {pool.min_healthy}")
