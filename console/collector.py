@@ -36,7 +36,7 @@ from console.overlay import AuditOverlay
 from console.plugin import Registry, Source
 from console.rules import engine_window
 from console.snapshot import build_snapshot
-from console.transport import ScrapeTransport
+from console.transport import ScrapeTransport, describe
 
 log = logging.getLogger("fleetdeck.collector")
 
@@ -166,7 +166,7 @@ class Collector:
         except (TimeoutError, httpx.TimeoutException):
             self._failed(target, f"timeout after {target.timeout:g} s")
         except httpx.HTTPError as exc:
-            self._failed(target, f"{_describe(exc)}")
+            self._failed(target, describe(exc))
         except Exception as exc:  # a plugin's bug must cost one target, never the loop
             log.exception("scrape of %s failed", target.url)
             self._failed(target, f"internal error: {exc!r}")
@@ -361,15 +361,3 @@ async def _fetch(transport: httpx.AsyncBaseTransport, request: httpx.Request) ->
     if status != 200:
         raise SourceError(f"HTTP {status} {reason}".rstrip())
     return body
-
-
-def _describe(exc: httpx.HTTPError) -> str:
-    """A one-line reason a person understands ('connection refused'), not a class name."""
-    text = str(exc).strip()
-    if isinstance(exc, httpx.ConnectError):
-        return f"cannot connect: {text.lower() or 'connection failed'}"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return f"bad HTTP answer: {text}"
-    if isinstance(exc, httpx.ReadError):
-        return f"connection lost: {text}"
-    return f"{type(exc).__name__}: {text}"

@@ -33,6 +33,7 @@ from console.model import (
     SourceStatus,
 )
 from console.plugin import FleetSource, Registry
+from console.transport import describe
 
 log = logging.getLogger("fleetdeck.source")
 
@@ -85,7 +86,8 @@ class SourceWatch:
         self.reading: FleetReading | None = None
         self.read_at: float | None = None  # monotonic time of the reading
         self.last_ok: float | None = None
-        self.refresh_ms: float | None = None
+        self.refresh_ms: float | None = None  # the last refresh's, failed or not
+        self.reading_ms: float | None = None  # the one that gave the reading shown
         self.next_due = 0.0
         self.refreshes = 0  # good ones, for benchmarks
         self._client: httpx.AsyncClient | None = None
@@ -122,7 +124,7 @@ class SourceWatch:
         except TimeoutError:
             self._failed(f"no answer within {self.config.refresh.timeout:g} s")
         except httpx.HTTPError as exc:
-            self._failed(f"cannot reach it: {str(exc).strip() or type(exc).__name__}")
+            self._failed(describe(exc))
         except (SourceError, FleetdeckError) as exc:
             self._failed(str(exc))
         except Exception as exc:  # a plugin's bug must cost the refresh, never the loop
@@ -132,6 +134,7 @@ class SourceWatch:
             now = self.clock()
             self.reading, self.read_at, self.last_ok, self.error = reading, now, now, None
             self.refreshes += 1
+            self.reading_ms = (now - started) * 1000.0
         finally:
             self.refresh_ms = (self.clock() - started) * 1000.0
 
@@ -206,7 +209,7 @@ class SourceWatch:
         engine = figures.engine if "engine" in taken else None
         interval = self.config.refresh.interval
         return SourcedTarget(
-            node, url, interval, values, engine, last_ok, error, warning, self.refresh_ms
+            node, url, interval, values, engine, last_ok, error, warning, self.reading_ms
         )
 
     async def aclose(self) -> None:

@@ -17,6 +17,7 @@ bounds the whole exchange, from the start of the request to the last byte of the
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import threading
 from typing import Any, NamedTuple
@@ -260,3 +261,24 @@ def _prepare(request: httpx.Request) -> _Prepared:
 
 def _idle(connection: h11.Connection) -> bool:
     return connection.our_state is h11.IDLE and connection.their_state is h11.IDLE
+
+
+def describe(exc: httpx.HTTPError) -> str:
+    """A one-line reason a person understands ('cannot connect: connection refused'), not a
+    class name, nor a connection pool's 'all connection attempts failed'."""
+    text = str(exc).strip()
+    if isinstance(exc, httpx.ConnectError):
+        cause: BaseException | None = exc
+        while cause is not None:  # the system's own reason, where the error chain keeps it
+            number = getattr(cause, "errno", None)
+            if isinstance(number, int) and number > 0:
+                return f"cannot connect: {os.strerror(number).lower()}"
+            cause = cause.__cause__ or cause.__context__
+        return f"cannot connect: {text.lower() or 'connection failed'}"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"bad HTTP answer: {text}"
+    if isinstance(exc, httpx.ReadError):
+        return f"connection lost: {text}"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timeout: {text}" if text else "timeout"
+    return f"{type(exc).__name__}: {text}"
