@@ -1,6 +1,7 @@
-"""Detail screens: one node (its GPUs, sparklines of its history, model, revision, events) and
-one pool (its nodes, roll-up sparklines, route and standby, revisions). They follow the app's
-snapshots while open; esc goes back to the fleet."""
+"""Detail screens: one node (its GPUs, sparklines of its history, model, revision, where its
+data comes from, events) and one pool (its nodes, roll-up sparklines, route and standby,
+revisions), each under a fleet source's banner while it is down or behind. They follow the
+app's snapshots while open; esc goes back to the fleet."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from console.history import History
 from console.model import NodeStatus, PoolStatus, Snapshot
 from console.render import SEVERITY_MARK, fmt
 from console.tui.events import EventLog
+from console.tui.fleet import banner_lines
 
 # (figure in History, label, how to show the last value)
 FIGURES: tuple[tuple[str, str, Callable[[float | None], str]], ...] = (
@@ -55,6 +57,9 @@ class DetailScreen(Screen[None]):
         self.palette = palette
 
     def compose(self) -> ComposeResult:
+        banner = Static(id="detail-banner")
+        banner.display = False  # until a fleet source has something to say
+        yield banner
         with VerticalScroll():
             yield Static(id="detail-title")
             yield Static(id="detail-table")
@@ -74,6 +79,10 @@ class DetailScreen(Screen[None]):
             return
 
     def _draw(self, snapshot: Snapshot) -> None:
+        banner = self.query_one("#detail-banner", Static)
+        banners = banner_lines(snapshot, self.palette)
+        banner.update(banners)
+        banner.display = bool(banners.plain)
         self.fill(snapshot)
         for figure, label, show in FIGURES:
             values = (
@@ -119,6 +128,7 @@ class NodeScreen(DetailScreen):
         title.append(SEVERITY_MARK[node.severity], self.palette[node.severity.label])
         title.append(f"\nmodel {node.engine.model or '-'}  revision {node.revision or '-'}")
         title.append(f"  gateway {node.state or '-'}  data {fmt(node.age_s, '.1f')}s old")
+        title.append(f"\nfrom {', '.join(t.url for t in node.targets) or '-'}")
         if node.ack is not None:
             title.append(
                 f"\nACK by {node.ack.user} until {_when(node.ack.until)}", self.palette["ack"]

@@ -1,6 +1,6 @@
-"""The fleet screen: a header line with the fleet's health at a glance, the pools, the nodes
-(worst first), and the gateways with any drift. Everything comes from the last snapshot; the
-screen only reads it.
+"""The fleet screen: a header line with the fleet's health at a glance, a fleet source's banner
+while it is down or behind, the pools, the nodes (worst first), and the gateways with any drift.
+Everything comes from the last snapshot; the screen only reads it.
 """
 
 from __future__ import annotations
@@ -74,12 +74,20 @@ def header_line(snapshot: Snapshot, now: float, paused: bool, palette: Mapping[s
     return line
 
 
-def gateway_lines(snapshot: Snapshot, palette: Mapping[str, str]) -> Text:
-    """The fleet-wide strip: a fleet source's banner, gateways, drift."""
+def banner_lines(snapshot: Snapshot, palette: Mapping[str, str]) -> Text:
+    """One line per fleet source that is down, behind or answering in part: under the header,
+    since every figure below it may be old."""
     text = Text(no_wrap=True, overflow="ellipsis")
     for source in snapshot.sources:
         if source.banner:
             text.append(f"▲ {source.banner}\n", palette[source.severity.label])
+    text.rstrip()
+    return text
+
+
+def gateway_lines(snapshot: Snapshot, palette: Mapping[str, str]) -> Text:
+    """The fleet-wide strip: gateways, drift."""
+    text = Text(no_wrap=True, overflow="ellipsis")
     for gateway in snapshot.gateways:
         up = "?" if gateway.replicas_up is None else str(gateway.replicas_up)
         text.append(f"gw {gateway.name} {up}/{gateway.replicas_total} ")
@@ -129,6 +137,7 @@ class FleetScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Lines("waiting for the first reading…", id="fleet-header")
+        yield Lines("", id="banners")
         with Vertical(id="fleet-body"):
             yield LiveTable(id="pools")
             yield LiveTable(id="nodes")
@@ -137,7 +146,8 @@ class FleetScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#filter", Input).display = False
+        for hidden in ("#filter", "#banners", "#gateways"):  # until there is something to show
+            self.query_one(hidden).display = False
         self.query_one("#nodes", LiveTable).focus()
         self.redraw()  # a snapshot may have come before the widgets were there
 
@@ -160,6 +170,7 @@ class FleetScreen(Screen[None]):
         width = self.size.width or 80
         header = self.query_one("#fleet-header", Lines)
         header.show(header_line(snapshot, self.clock(), self.paused, self.palette))
+        self._strip("#banners", banner_lines(snapshot, self.palette))
         pools = self.query_one("#pools", LiveTable)
         self._fill(pools, POOL_COLUMNS, snapshot.pools, width)
         height = min(len(snapshot.pools), MAX_POOL_ROWS) + 1
@@ -172,10 +183,13 @@ class FleetScreen(Screen[None]):
         nodes.border_title = f"sort: {label}" + (
             f"  filter: {self.filter_text}" if self.filter_text else ""
         )
-        strip = gateway_lines(snapshot, self.palette)
-        gateways = self.query_one("#gateways", Lines)
-        gateways.show(strip)
-        gateways.display = bool(strip.plain)
+        self._strip("#gateways", gateway_lines(snapshot, self.palette))
+
+    def _strip(self, selector: str, text: Text) -> None:
+        """A strip of whole lines, hidden while it has none."""
+        lines = self.query_one(selector, Lines)
+        lines.show(text)
+        lines.display = bool(text.plain)
 
     def _fill(
         self,

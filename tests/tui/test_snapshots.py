@@ -18,12 +18,13 @@ from collections.abc import Callable, Iterator
 import pytest
 from textual.pilot import Pilot
 
+from console.model import Snapshot
 from console.plans import Request
 from console.tui.app import FleetdeckApp
 from console.tui.confirm import ConfirmModal
 from console.tui.feed import StaticFeed
 from console.tui.themes import DEFAULT_THEME, MONO_THEME, choose_theme, load_themes, theme_folders
-from tests.tui import frozen
+from tests.tui import frozen, frozen_source
 
 Compare = Callable[..., bool]
 SIZES = ((80, 24), (160, 48))
@@ -45,13 +46,13 @@ def same_everywhere(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     time.tzset()
 
 
-def console(theme: str, recorded: bool = False) -> FleetdeckApp:
-    """The app on the frozen fleet; `recorded` gives it the fifteen minutes that led up to it
-    (the detail screens' sparklines and events)."""
+def console(theme: str, recorded: bool = False, fleet: Snapshot | None = None) -> FleetdeckApp:
+    """The app on the frozen fleet (or on `fleet`); `recorded` gives it the fifteen minutes
+    that led up to the frozen fleet (the detail screens' sparklines and events)."""
     themes = load_themes(theme_folders()[:1])  # the shipped ones: a user's file changes nothing
     history, events = frozen.recorded() if recorded else (None, None)
     return FleetdeckApp(
-        StaticFeed(frozen.snapshot()),
+        StaticFeed(frozen.snapshot() if fleet is None else fleet),
         themes=themes,
         theme=choose_theme(themes, theme),
         clock=lambda: frozen.CLOCK,
@@ -91,3 +92,10 @@ def test_confirm_drain(snap_compare: Compare, size: tuple[int, int], theme: str)
 def test_help(snap_compare: Compare, size: tuple[int, int], theme: str) -> None:
     """The keys of the fleet screen, generated from its bindings."""
     assert snap_compare(console(theme), press=["question_mark"], terminal_size=size)
+
+
+def test_fleet_with_its_source_down(snap_compare: Compare) -> None:
+    """A fleet read through a Prometheus that has not answered for 40 s: its banner under the
+    header, every node stale, every pool and the header unknown."""
+    fleet = frozen_source.sourced(since_s=40, error=frozen_source.NO_ANSWER)
+    assert snap_compare(console(DEFAULT_THEME, fleet=fleet), terminal_size=(80, 24))
