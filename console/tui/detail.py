@@ -33,6 +33,10 @@ FIGURES: tuple[tuple[str, str, Callable[[float | None], str]], ...] = (
     ("tokens_per_s", "tokens/s", lambda v: fmt(v)),
 )
 HISTORY_S = 900.0
+# History slots are a second each, but a fleet refreshes every few seconds (a fleet source every
+# 15 s): the value read holds until the next reading, so a gap up to this long is the last
+# value, not a drop to zero. A longer one (the node down) shows as zero.
+CARRY_SLOTS = 30
 EVENTS_SHOWN = 12
 GIB = 1 / 2**30
 
@@ -96,9 +100,7 @@ class DetailScreen(Screen[None]):
             known = [v for v in values if not math.isnan(v)]
             last = known[-1] if known else None
             self.query_one(f"#label-{figure}", Static).update(f"{label:9} {show(last):>7}")
-            self.query_one(f"#spark-{figure}", Sparkline).data = [
-                0.0 if math.isnan(v) else v for v in values
-            ]
+            self.query_one(f"#spark-{figure}", Sparkline).data = carried(values, CARRY_SLOTS)
         lines = [f"{_when(e.time)}  {e.target}: {e.text}" for e in self.events.of(self.targets())]
         self.query_one("#detail-events", Static).update(
             "events (newest first)\n" + ("\n".join(lines[:EVENTS_SHOWN]) or "  none yet")
@@ -214,3 +216,17 @@ def _node_table(nodes: list[NodeStatus], palette: Mapping[str, str]) -> Table:
             fmt(node.engine.error_rate, ".1f", 100, "%"),
         )
     return table
+
+
+def carried(values: list[float], limit: int) -> list[float]:
+    """`values` with each unknown (NaN) slot taking the last known value up to `limit` slots
+    after it, and 0 beyond (a sparkline has no gaps)."""
+    shown, last, since = [], 0.0, limit + 1
+    for value in values:
+        if math.isnan(value):
+            since += 1
+            shown.append(last if since <= limit else 0.0)
+        else:
+            shown.append(value)
+            last, since = value, 0
+    return shown
