@@ -30,6 +30,7 @@ from console.errors import FleetdeckError, SourceError
 from console.fleet import FleetConfig, NodeConfig
 from console.fleetsource import SourceWatch, merged_fleet, same_members
 from console.gateways import GatewayWatch, gateway_view, gateway_watches
+from console.gcpolicy import settle_garbage_collector
 from console.history import History
 from console.model import EngineFigures, EngineSample, Histogram, Reading, Snapshot
 from console.overlay import AuditOverlay
@@ -302,6 +303,7 @@ class Collector:
     async def run(self) -> None:
         """Tick forever: launch due targets, publish when the tick's scrapes have ended."""
         next_tick = self.clock()
+        settled = False
         while True:
             # half a tick of slack: a target due "now" must not miss its tick by a rounding
             horizon = self.clock() + self.tick / 2
@@ -311,6 +313,9 @@ class Collector:
                 source = None
             await self._round(due, [w for w in self.gateways if w.next_due <= horizon], source)
             self.publish()
+            if not settled:  # what the first round built lives as long as the loop
+                settle_garbage_collector()
+                settled = True
             next_tick += self.tick
             delay = next_tick - self.clock()
             if delay < 0:  # fell behind: skip the missed ticks rather than bunching them

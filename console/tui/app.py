@@ -10,7 +10,6 @@ dismissed) and the rows show the new state with the next snapshot.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import time
 from collections.abc import Callable, Mapping
 
@@ -19,6 +18,7 @@ from textual.binding import ActiveBinding, Binding
 
 from console.actions import Actions, Outcome
 from console.fleet import CommandConfig
+from console.gcpolicy import settle_garbage_collector
 from console.history import History
 from console.model import NodeStatus, PoolStatus, Snapshot
 from console.plans import Plan, Request
@@ -48,18 +48,6 @@ OUTCOME_SEVERITY = {
     "partial": "error",
     "verify_timeout": "warning",
 }
-
-
-def settle_garbage_collector() -> None:
-    """Once the first snapshot is in. Each snapshot is tens of thousands of objects that live
-    a second or two; with Python's default thresholds they set off a full collection every two
-    seconds or so at 1,000 nodes (50-90 ms, stopping the UI and the collector's thread alike).
-    What is here by now (imports, config, the collector's parser caches) lives as long as the
-    console and is frozen out of every collection; young collections run every 10,000
-    allocations (under 10 ms) and full ones hundreds of times less often. The snapshots carry
-    no reference cycles, so they are freed as soon as they are dropped, not by a collection."""
-    gc.freeze()
-    gc.set_threshold(10_000, 50, 100)
 
 
 class FleetdeckApp(App[None]):
