@@ -16,6 +16,8 @@ import gc
 
 def settle_garbage_collector() -> None:
     """Once the first snapshot is in; process-wide, so the loop that owns the process calls
-    it (the collector's loop, the TUI), and calling it again changes nothing that matters."""
+    it (the collector's loop, the TUI), and calling it again changes nothing that matters.
+    Garbage is collected first, so none of it is frozen for good."""
+    gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 50, 100)
