@@ -26,12 +26,12 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from console.agent.exposition import GPU_FAMILIES, PREFIX
 from console.errors import FleetdeckError
 from console.httpserver import HttpServer, Request, Response, Result, error_response
+from console.sim.child import Service
 from console.sim.engines import vllm
 from console.sim.engines.spec import EngineSpec, HistogramSpec
 from console.sim.fleet import pool_name
@@ -232,7 +232,7 @@ class Exporter:
         return self.page()
 
 
-class SimExporters:
+class SimExporters(Service):
     """A simulated vLLM fleet on a few Prometheus targets; an async context manager."""
 
     def __init__(
@@ -318,18 +318,6 @@ class SimExporters:
     async def stop(self) -> None:
         for exporter in self.exporters:
             await exporter.server.close()
-
-    async def __aenter__(self) -> SimExporters:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 def _reduced_spec(bounds: tuple[float, ...]) -> EngineSpec:

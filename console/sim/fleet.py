@@ -29,11 +29,11 @@ import resource
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from console.errors import FleetdeckError
 from console.sim.agent import AgentServer
+from console.sim.child import Service
 from console.sim.control import Change, ControlServer, parse_change
 from console.sim.engine_server import EngineServer
 from console.sim.engines import ENGINE_KINDS, ENGINES
@@ -59,7 +59,7 @@ class SimNode:
     server: str | None = None  # its server at the gateway's backend for its pool
 
 
-class SimFleet:
+class SimFleet(Service):
     """A simulated fleet served on loopback; an async context manager."""
 
     def __init__(
@@ -186,18 +186,6 @@ class SimFleet:
         for name in self.models:
             await self.engines[name].server.close()
             await self.agents[name].close()
-
-    async def __aenter__(self) -> SimFleet:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @property
     def control_url(self) -> str:

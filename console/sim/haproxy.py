@@ -22,30 +22,24 @@ import asyncio
 import re
 import shutil
 import signal
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
 from console.errors import FleetdeckError
-from console.sim.ports import free_ports
+from console.sim.child import ChildProcess
+from console.sim.ports import HOST, free_ports
 
 if TYPE_CHECKING:
     from console.sim.fleet import SimNode
 
 MAP_NAME = "route.map"
 CONFIG_NAME = "haproxy.cfg"
-LOG_NAME = "haproxy.log"
-HOST = "127.0.0.1"
 # Debian installs haproxy in /usr/sbin, which is not on every user's PATH
 SBIN_FOLDERS = ("/usr/sbin", "/usr/local/sbin")
-BIND_ATTEMPTS = 3  # a free port picked here can be taken by someone else before haproxy binds
-POLL_S = 0.02
 PROBE_TIMEOUT_S = 0.5
-LOG_TAIL_LINES = 12
 _NAME = re.compile(r"[A-Za-z0-9_.:-]+")  # what HAProxy takes as a proxy, server or map key
 
 
@@ -194,10 +188,12 @@ async def _runtime_answers(port: int) -> bool:
     return reply.startswith(b"Name: HAProxy")
 
 
-class HaproxyProcess:
+class HaproxyProcess(ChildProcess):
     """One HAProxy replica over the given backends, in a folder of its own; an async context
     manager. `kill()` leaves it dead (a replica that stopped answering), `restart()` starts
     it again on the same ports, forgetting every runtime change, as a reload does."""
+
+    name = "haproxy"
 
     def __init__(
         self,
@@ -212,16 +208,14 @@ class HaproxyProcess:
     ) -> None:
         if "/" in map_name:
             raise ValueError(f"map name {map_name!r}: a bare file name, read from the folder")
+        super().__init__(start_timeout)
         self.backends = tuple(backends)
         self.frontends = tuple(frontends)
         self.map_name = map_name
         self.timing = timing
-        self.start_timeout = start_timeout
         self._wants_unix = unix_socket
         self._wants_user = user_socket
-        self.folder: Path | None = None
         self.ports: Ports | None = None
-        self.process: asyncio.subprocess.Process | None = None
 
     # -- where it answers ---------------------------------------------------------------
 
@@ -245,46 +239,18 @@ class HaproxyProcess:
         return f"http://{HOST}:{self._ports.frontends[key]}"
 
     @property
-    def log_path(self) -> Path:
-        return self._folder / LOG_NAME
-
-    @property
     def _ports(self) -> Ports:
         if self.ports is None:
             raise RuntimeError("the replica has not been started")
         return self.ports
 
-    @property
-    def _folder(self) -> Path:
-        if self.folder is None:
-            raise RuntimeError("the replica has not been started")
-        return self.folder
-
     # -- lifecycle ----------------------------------------------------------------------
-
-    async def start(self) -> None:
-        """Start on free ports; returns once the runtime API answers."""
-        binary = find_haproxy()
-        self.folder = Path(tempfile.mkdtemp(prefix="fleetdeck-haproxy-"))
-        (self.folder / self.map_name).write_text(route_map(self.frontends), encoding="utf-8")
-        try:
-            for attempt in range(1, BIND_ATTEMPTS + 1):
-                self.ports = self._pick_ports()
-                self._write_config()
-                failure = await self._launch(binary)
-                if failure is None:
-                    return
-                if "cannot bind socket" not in failure or attempt == BIND_ATTEMPTS:
-                    raise FleetdeckError(f"haproxy did not start: {failure}", "sim")
-        except BaseException:
-            await self.stop()
-            raise
 
     async def restart(self) -> None:
         """Stop and start again on the same ports, from the config and map files: every
         runtime change (`set server`, `set map`) is forgotten, as a reload forgets it."""
         await self._halt(signal.SIGTERM)
-        failure = await self._launch(find_haproxy())
+        failure = await self._launch(self._binary())
         if failure is not None:
             raise FleetdeckError(f"haproxy did not restart: {failure}", "sim")
 
@@ -292,35 +258,21 @@ class HaproxyProcess:
         """SIGKILL: the replica stops answering at once, its ports refuse connections."""
         await self._halt(signal.SIGKILL)
 
-    async def stop(self) -> None:
-        await self._halt(signal.SIGTERM)
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-            self.folder = None
+    # -- as a child process ---------------------------------------------------------------
 
-    async def __aenter__(self) -> HaproxyProcess:
-        await self.start()
-        return self
+    def _binary(self) -> str:
+        return find_haproxy()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    # -- inside -------------------------------------------------------------------------
-
-    def _pick_ports(self) -> Ports:
+    def _pick_ports(self) -> None:
         wanted = 1 + len(self.frontends) + (1 if self._wants_user else 0)
         runtime, *rest = free_ports(wanted)
         count = len(self.frontends)
         frontends = {f.key: port for f, port in zip(self.frontends, rest[:count], strict=True)}
-        return Ports(runtime, frontends, rest[count] if self._wants_user else None)
+        self.ports = Ports(runtime, frontends, rest[count] if self._wants_user else None)
 
-    def _write_config(self) -> None:
+    def _prepare(self) -> None:
         folder = self._folder
+        (folder / self.map_name).write_text(route_map(self.frontends), encoding="utf-8")
         text = haproxy_config(
             self.backends,
             self.frontends,
@@ -331,52 +283,12 @@ class HaproxyProcess:
         )
         (folder / CONFIG_NAME).write_text(text, encoding="utf-8")
 
-    async def _launch(self, binary: str) -> str | None:
-        """Run haproxy in the foreground (`-db`) from the folder; None once its runtime API
-        answers, else why not, with the tail of its log."""
-        folder = self._folder
-        with self._open_log() as log:
-            self.process = await asyncio.create_subprocess_exec(
-                binary,
-                "-f",
-                CONFIG_NAME,
-                "-db",
-                cwd=folder,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.start_timeout
-        while self.process.returncode is None:
-            if await _runtime_answers(self._ports.runtime):
-                return None
-            if loop.time() > deadline:
-                await self._halt(signal.SIGKILL)
-                return f"no runtime API within {self.start_timeout:g} s; {self._log_tail()}"
-            await asyncio.sleep(POLL_S)
-        await self.process.wait()
-        return f"exit status {self.process.returncode}; {self._log_tail()}"
+    def _argv(self, binary: str) -> list[str]:
+        return [binary, "-f", CONFIG_NAME, "-db"]  # in the foreground, from its folder
 
-    def _open_log(self) -> BinaryIO:
-        """The log, appended to by every start (the child keeps its own descriptor)."""
-        return open(self.log_path, "ab")
+    def _answers(self) -> Awaitable[bool]:
+        return _runtime_answers(self._ports.runtime)
 
-    async def _halt(self, how: signal.Signals) -> None:
-        process, self.process = self.process, None
-        if process is None or process.returncode is not None:
-            return
-        process.send_signal(how)
-        try:
-            await asyncio.wait_for(process.wait(), self.start_timeout)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-    def _log_tail(self) -> str:
-        try:
-            lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError as exc:
-            return f"no log ({exc.strerror})"
-        tail = " | ".join(line.strip() for line in lines[-LOG_TAIL_LINES:] if line.strip())
-        return f"haproxy said: {tail or '(nothing)'}"
+    @staticmethod
+    def _bind_failed(failure: str) -> bool:
+        return "cannot bind socket" in failure

@@ -18,27 +18,21 @@ import asyncio
 import json
 import shutil
 import signal
-import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from console.errors import FleetdeckError
+from console.sim.child import ChildProcess
 from console.sim.ports import HOST, free_ports
 
 if TYPE_CHECKING:
     from console.sim.fleet import SimNode
 
 CONFIG_NAME = "prometheus.yml"
-LOG_NAME = "prometheus.log"
-BIND_ATTEMPTS = 3
-POLL_S = 0.05
 PROBE_TIMEOUT_S = 1.0
-LOG_TAIL_LINES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +103,10 @@ def find_prometheus() -> str:
     return found
 
 
-class PrometheusProcess:
+class PrometheusProcess(ChildProcess):
     """One Prometheus server over the given scrape jobs; an async context manager."""
+
+    name = "prometheus"
 
     def __init__(
         self,
@@ -120,19 +116,15 @@ class PrometheusProcess:
         timeout: float | None = None,
         start_timeout: float = 15.0,
     ) -> None:
+        super().__init__(start_timeout)
         self.jobs = tuple(jobs)
         self.interval = interval
         self.timeout = min(interval, 1.0) if timeout is None else timeout
-        self.start_timeout = start_timeout
-        self.folder: Path | None = None
         self.port: int | None = None
-        self.process: asyncio.subprocess.Process | None = None
 
     @property
     def url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("prometheus has not been started")
-        return f"http://{HOST}:{self.port}"
+        return f"http://{HOST}:{self._port}"
 
     @property
     def pid(self) -> int:
@@ -141,44 +133,10 @@ class PrometheusProcess:
         return self.process.pid
 
     @property
-    def _folder(self) -> Path:
-        if self.folder is None:
+    def _port(self) -> int:
+        if self.port is None:
             raise RuntimeError("prometheus has not been started")
-        return self.folder
-
-    # -- lifecycle ----------------------------------------------------------------------
-
-    async def start(self) -> None:
-        """Start on a free port; returns once it answers /-/ready."""
-        binary = find_prometheus()
-        self.folder = Path(tempfile.mkdtemp(prefix="fleetdeck-prometheus-"))
-        text = prometheus_config(self.jobs, self.interval, self.timeout)
-        (self.folder / CONFIG_NAME).write_text(text, encoding="utf-8")
-        try:
-            for attempt in range(1, BIND_ATTEMPTS + 1):
-                (self.port,) = free_ports(1)
-                failure = await self._launch(binary)
-                if failure is None:
-                    return
-                if "address already in use" not in failure or attempt == BIND_ATTEMPTS:
-                    raise FleetdeckError(f"prometheus did not start: {failure}", "sim")
-        except BaseException:
-            await self.stop()
-            raise
-
-    async def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None and process.returncode is None:
-            process.send_signal(signal.SIGCONT)  # a paused one must run to see SIGTERM
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), self.start_timeout)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-            self.folder = None
+        return self.port
 
     def pause(self) -> None:
         """SIGSTOP: connections are accepted by the kernel, never answered."""
@@ -188,18 +146,6 @@ class PrometheusProcess:
     def resume(self) -> None:
         if self.process is not None:
             self.process.send_signal(signal.SIGCONT)
-
-    async def __aenter__(self) -> PrometheusProcess:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- queries, for tests and benchmarks ------------------------------------------------
 
@@ -229,51 +175,33 @@ class PrometheusProcess:
                 )
             await asyncio.sleep(self.interval / 2)
 
-    # -- inside -------------------------------------------------------------------------
+    # -- as a child process ---------------------------------------------------------------
 
-    @property
-    def _port(self) -> int:
-        if self.port is None:
-            raise RuntimeError("prometheus has not been started")
-        return self.port
+    def _binary(self) -> str:
+        return find_prometheus()
 
-    async def _launch(self, binary: str) -> str | None:
-        folder = self._folder
-        with self._open_log() as log:
-            self.process = await asyncio.create_subprocess_exec(
-                binary,
-                f"--config.file={CONFIG_NAME}",
-                f"--storage.tsdb.path={folder / 'data'}",
-                f"--web.listen-address={HOST}:{self._port}",
-                "--log.level=warn",
-                cwd=folder,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.start_timeout
-        while self.process.returncode is None:
-            if await _ready(self._port):
-                return None
-            if loop.time() > deadline:
-                self.process.kill()
-                await self.process.wait()
-                return f"not ready within {self.start_timeout:g} s; {self._log_tail()}"
-            await asyncio.sleep(POLL_S)
-        return f"exit status {self.process.returncode}; {self._log_tail()}"
+    def _pick_ports(self) -> None:
+        (self.port,) = free_ports(1)
 
-    def _open_log(self) -> BinaryIO:
-        """The log, appended to by every start (the child keeps its own descriptor)."""
-        return open(self._folder / LOG_NAME, "ab")
+    def _prepare(self) -> None:
+        text = prometheus_config(self.jobs, self.interval, self.timeout)
+        (self._folder / CONFIG_NAME).write_text(text, encoding="utf-8")
 
-    def _log_tail(self) -> str:
-        try:
-            text = (self._folder / LOG_NAME).read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            return f"no log ({exc.strerror})"
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        return f"prometheus said: {' | '.join(lines[-LOG_TAIL_LINES:]) or '(nothing)'}"
+    def _argv(self, binary: str) -> list[str]:
+        return [
+            binary,
+            f"--config.file={CONFIG_NAME}",
+            f"--storage.tsdb.path={self._folder / 'data'}",
+            f"--web.listen-address={HOST}:{self._port}",
+            "--log.level=warn",
+        ]
+
+    def _answers(self) -> Awaitable[bool]:
+        return _ready(self._port)
+
+    @staticmethod
+    def _bind_failed(failure: str) -> bool:
+        return "address already in use" in failure
 
 
 async def _get(port: int, path: str) -> tuple[int, bytes]:
