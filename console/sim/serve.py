@@ -7,9 +7,10 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from console.errors import FleetdeckError
+from console.sim.child import Service
 from console.sim.exporter import SimExporters
 from console.sim.fleet import SimFleet
 
@@ -39,9 +40,8 @@ async def serve(
         gateway=gateway_replicas > 0,
         gateway_replicas=max(1, gateway_replicas),
     )
-    stop = _stop_on_signals()
-    await fleet.start()
-    try:
+
+    def announce() -> None:
         for warning in fleet.warnings:
             print(f"fleetdeck sim: {warning}", file=sys.stderr)
         if write_config is not None:
@@ -52,11 +52,8 @@ async def serve(
                 print(f"gateway {fleet.gateway.name} {endpoint}", flush=True)
             for key, url in fleet.gateway.frontends.items():
                 print(f"route {key} {url}", flush=True)
-        print(f"ready {nodes} nodes", flush=True)
-        await stop.wait()
-    finally:
-        await fleet.stop()
-    return 0
+
+    return await _serve_until_stopped(fleet, announce, nodes)
 
 
 async def serve_exporters(
@@ -75,17 +72,26 @@ async def serve_exporters(
     fleet = SimExporters(
         nodes, exporters, seed=seed, gpus=gpus, static=static, buckets=buckets, pools=pools
     )
-    stop = _stop_on_signals()
-    await fleet.start()
-    try:
+
+    def announce() -> None:
         if write_targets is not None:
             _write(write_targets, json.dumps(fleet.file_sd(), indent=1) + "\n")
         for url in fleet.urls:
             print(f"exporter {url}", flush=True)
+
+    return await _serve_until_stopped(fleet, announce, nodes)
+
+
+async def _serve_until_stopped(service: Service, announce: Callable[[], None], nodes: int) -> int:
+    """Start, say where it listens, print `ready N nodes`, and serve until SIGINT or SIGTERM."""
+    stop = _stop_on_signals()
+    await service.start()
+    try:
+        announce()
         print(f"ready {nodes} nodes", flush=True)
         await stop.wait()
     finally:
-        await fleet.stop()
+        await service.stop()
     return 0
 
 
