@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import httpx
 
@@ -114,13 +115,17 @@ class SourceWatch:
         if self.source is None:
             return
         at = self.wall()
+        decoder = self.source.decoder(at)
         try:
             async with asyncio.timeout(self.config.refresh.timeout):
                 client = self._http()
-                answers = await asyncio.gather(
-                    *(self._post(client, path, body) for path, body in self.source.requests(at))
+                await asyncio.gather(
+                    *(
+                        self._post(client, path, body, partial(decoder.feed, index))
+                        for index, (path, body) in enumerate(self.source.requests(at))
+                    )
                 )
-            reading = self.source.decode(answers, at)
+            reading = decoder.finish()
         except TimeoutError:
             self._failed(f"no answer within {self.config.refresh.timeout:g} s")
         except httpx.HTTPError as exc:
@@ -139,10 +144,13 @@ class SourceWatch:
             self.refresh_ms = (self.clock() - started) * 1000.0
 
     @staticmethod
-    async def _post(client: httpx.AsyncClient, path: str, body: bytes) -> tuple[int, bytes]:
+    async def _post(
+        client: httpx.AsyncClient, path: str, body: bytes, answered: Callable[[int, bytes], None]
+    ) -> None:
+        """Send one request; its answer is decoded as soon as it is in."""
         headers = {"content-type": "application/x-www-form-urlencoded"}
         response = await client.post(path, content=body, headers=headers)
-        return response.status_code, response.content
+        answered(response.status_code, response.content)
 
     def _failed(self, error: str) -> None:
         if error != self.error:

@@ -31,8 +31,6 @@ from typing import TYPE_CHECKING, Protocol
 from console.errors import PluginError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from console.fleet import GatewayConfig, NodeConfig, SourceConfig
     from console.gateway import GatewayDriver
     from console.mapping import EngineMapping
@@ -52,6 +50,19 @@ class Source(Protocol):
         ...
 
 
+class FleetDecoder(Protocol):
+    """One refresh's answers, decoded as each comes in: the first ones are read while the
+    service still works out the rest."""
+
+    def feed(self, index: int, status: int, body: bytes) -> None:
+        """The answer to request `index` (in any order); a bad one becomes a warning."""
+        ...
+
+    def finish(self) -> FleetReading:
+        """The fleet, once every answer is fed; SourceError when none was usable."""
+        ...
+
+
 class FleetSource(Protocol):
     """Reads a whole fleet from a query service. No I/O either: it names the requests to
     send (`POST url + path` with a form body) and decodes their answers."""
@@ -62,9 +73,8 @@ class FleetSource(Protocol):
         """(path, form body) of each request, evaluated at epoch time `at`."""
         ...
 
-    def decode(self, answers: Sequence[tuple[int, bytes]], at: float) -> FleetReading:
-        """The fleet in the (status, body) answers, one per request in order; partial answers
-        are warnings in the reading; SourceError when none is usable."""
+    def decoder(self, at: float) -> FleetDecoder:
+        """A decoder for the answers to `requests(at)`."""
         ...
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -38,7 +38,7 @@ from console.model import (
     HostSample,
     NodeFigures,
 )
-from console.plugin import Registry
+from console.plugin import FleetDecoder, Registry
 from console.promql import Translator, by, engine_queries, gpu_queries, selector, string
 from console.rules import quantile
 
@@ -139,30 +139,8 @@ class PrometheusSource:
             for query in self.queries
         ]
 
-    def decode(self, answers: Sequence[tuple[int, bytes]], at: float) -> FleetReading:
-        """The fleet in the answers (one per query, in order); SourceError when none is usable."""
-        nodes: Nodes = {}
-        warnings: list[str] = []
-        usable = 0
-        with _collector_paused():  # answers are trees of fresh objects without cycles
-            for query, (status, body) in zip(self.queries, answers, strict=True):
-                try:
-                    series, said = _vector(status, body)
-                except SourceError as exc:
-                    warnings.append(f"{query.name}: {exc}")
-                    continue
-                usable += 1
-                warnings += [f"{query.name}: {text}" for text in said]
-                query.read(series, nodes)
-            if usable == 0:
-                raise SourceError(warnings[0] if warnings else "no answer")
-            figures = {name: self._figures(name, node) for name, node in nodes.items()}
-        return FleetReading(
-            time=at,
-            nodes=figures,
-            pool_ttft_p95_s=_pool_quantiles(nodes.values()),
-            warnings=tuple(warnings),
-        )
+    def decoder(self, at: float) -> FleetDecoder:
+        return _Decoder(self, at)
 
     # --- one loop per query: each answer holds one figure ------------------------------------
 
@@ -221,7 +199,7 @@ class PrometheusSource:
             if gateway_label is not None:
                 node.gateway = metric.get(gateway_label) or None
 
-    def _figures(self, name: str, node: _Node) -> NodeFigures:
+    def figures(self, name: str, node: _Node) -> NodeFigures:
         engine = None
         values = node.engine
         if values or node.ttft:
@@ -255,6 +233,43 @@ class PrometheusSource:
             gpus=gpus,
             host=HostSample(**node.host) if node.host else None,
             engine_kind=node.engine_kind,
+        )
+
+
+class _Decoder:
+    """One refresh's answers, each read into the nodes as it comes in."""
+
+    def __init__(self, source: PrometheusSource, at: float) -> None:
+        self.source = source
+        self.at = at
+        self.nodes: Nodes = {}
+        self.warnings: list[tuple[int, str]] = []  # (query, warning): told in query order
+        self.usable = 0
+
+    def feed(self, index: int, status: int, body: bytes) -> None:
+        query = self.source.queries[index]
+        with _collector_paused():  # an answer is a tree of fresh objects without cycles
+            try:
+                series, said = _vector(status, body)
+            except SourceError as exc:
+                self.warnings.append((index, f"{query.name}: {exc}"))
+                return
+            self.usable += 1
+            self.warnings += [(index, f"{query.name}: {text}") for text in said]
+            query.read(series, self.nodes)
+
+    def finish(self) -> FleetReading:
+        warnings = [text for _, text in sorted(self.warnings)]
+        if self.usable == 0:
+            raise SourceError(warnings[0] if warnings else "no answer")
+        nodes, figures = self.nodes, self.source.figures
+        with _collector_paused():
+            reading = {name: figures(name, node) for name, node in nodes.items()}
+        return FleetReading(
+            time=self.at,
+            nodes=reading,
+            pool_ttft_p95_s=_pool_quantiles(nodes.values()),
+            warnings=tuple(warnings),
         )
 
 
