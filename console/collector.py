@@ -359,7 +359,7 @@ async def _fetch(transport: httpx.AsyncBaseTransport, request: httpx.Request) ->
     """A page's body; SourceError for any answer but 200."""
     if isinstance(transport, ScrapeTransport):  # the scrape path: no httpx.Response to build
         head, body = await transport.fetch(request)
-        status, reason = head.status_code, head.reason.decode("ascii", "replace")
+        status, reason = head.status, head.reason
     else:
         response = await transport.handle_async_request(request)
         status, reason, body = response.status_code, response.reason_phrase, response.content

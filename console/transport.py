@@ -1,10 +1,10 @@
-"""A lean httpx transport for the scrape path: one keep-alive HTTP/1.1 connection, spoken
-with h11 (httpx's own HTTP/1.1 parser) from an asyncio protocol.
+"""A lean httpx transport for the scrape path: one keep-alive HTTP/1.1 connection, read with
+`console.http1` from an asyncio protocol.
 
 httpx's default transport keeps a connection pool that is scanned on every request, so one
 shared client costs more per scrape the more targets it serves (DESIGN.md, performance). The
 collector gives each target its own `ScrapeTransport`: a single connection to a single origin,
-reused while the server keeps it alive, opened again when it does not. Bytes are fed to h11 as
+reused while the server keeps it alive, opened again when it does not. Bytes are taken as
 they arrive and the waiting request wakes once, when the whole answer is in, so a large page
 costs one task switch rather than one per socket read. Errors are raised as httpx's own
 exception types, so callers handle them as they would any httpx call.
@@ -22,20 +22,20 @@ import ssl
 import threading
 from typing import Any, NamedTuple
 
-import h11
 import httpx
+
+from console.http1 import Head, ProtocolError, ResponseReader
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # a metrics page larger than this is an error, not a page
 READ_BUFFER_BYTES = 256 * 1024
 
-_END = h11.EndOfMessage()
 _read_buffers = threading.local()
 
 
 def _read_buffer() -> memoryview:
     """The calling thread's socket read buffer, shared by its connections: asyncio fills it
-    and calls `buffer_updated` in one step, and h11 copies the bytes out at once. Reading into
-    a buffer kept for good spares a fresh large allocation per read."""
+    and calls `buffer_updated` in one step, and the reader copies the bytes out at once.
+    Reading into a buffer kept for good spares a fresh large allocation per read."""
     buffer: memoryview | None = getattr(_read_buffers, "buffer", None)
     if buffer is None:
         buffer = _read_buffers.buffer = memoryview(bytearray(READ_BUFFER_BYTES))
@@ -47,36 +47,59 @@ class _Answer(asyncio.BufferedProtocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.h11 = h11.Connection(h11.CLIENT)
         self.buffer = _read_buffer()
-        self.waiter: asyncio.Future[tuple[h11.Response, bytes]] | None = None
-        self.response: h11.Response | None = None
-        self.chunks: list[bytes | bytearray] = []
-        self.size = 0
+        self.waiter: asyncio.Future[tuple[Head, bytes]] | None = None
+        self.reader: ResponseReader | None = None
         self.lost = False
+        self.reusable = False  # the last answer left the connection ready for another request
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
-    def expect(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[tuple[h11.Response, bytes]]:
+    def expect(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[tuple[Head, bytes]]:
         self.waiter = loop.create_future()
-        self.response, self.size = None, 0
-        self.chunks.clear()
+        self.reader = ResponseReader(MAX_BODY_BYTES)
+        self.reusable = False
         return self.waiter
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._feed(self.buffer[:nbytes])  # h11 copies it out before the buffer is reused
+        reader, waiter = self.reader, self.waiter
+        if reader is None or waiter is None or waiter.done():
+            if self.transport is not None:  # talking out of turn: not to be trusted
+                self.transport.close()
+            return
+        try:
+            done = reader.feed(self.buffer[:nbytes])  # copied out before the buffer is reused
+        except ProtocolError as exc:
+            waiter.set_exception(httpx.RemoteProtocolError(f"bad HTTP from server: {exc}"))
+            return
+        if done:
+            self._answered(reader, waiter)
 
     def eof_received(self) -> bool | None:
-        self._feed(b"")  # a body that runs to the close ends here; a cut one is an error
+        reader, waiter = self.reader, self.waiter
+        if reader is not None and waiter is not None and not waiter.done():
+            try:
+                reader.end()  # a body that runs to the close ends here; a cut one is an error
+            except ProtocolError as exc:
+                waiter.set_exception(httpx.ReadError(str(exc)))
+            else:
+                self._answered(reader, waiter)
         return None
 
+    def _answered(self, reader: ResponseReader, waiter: asyncio.Future[tuple[Head, bytes]]) -> None:
+        assert reader.head is not None
+        # the request holds the answer now: keep nothing of it here until the next
+        self.reader, self.waiter = None, None
+        self.reusable = reader.head.keep_alive and not self.lost
+        waiter.set_result((reader.head, reader.body))
+
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = True
+        self.lost, self.reusable = True, False
         if self.waiter is not None and not self.waiter.done():
             reason = str(exc) if exc else "server closed the connection"
             self.waiter.set_exception(httpx.ReadError(reason))
@@ -85,54 +108,17 @@ class _Answer(asyncio.BufferedProtocol):
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(httpx.ReadTimeout(f"no answer within {limit:g} s"))
 
-    def _feed(self, data: bytes | memoryview) -> None:
-        waiter = self.waiter
-        if waiter is None or waiter.done():
-            if data and self.transport is not None:  # talking out of turn: not to be trusted
-                self.transport.close()
-            return
-        connection = self.h11
-        try:
-            connection.receive_data(data)  # type: ignore[arg-type]  # any bytes-like object
-            while True:
-                event = connection.next_event()
-                kind = type(event)
-                if kind is h11.Data:
-                    chunk = event.data  # type: ignore[union-attr]
-                    self.chunks.append(chunk)
-                    self.size += len(chunk)
-                    if self.size > MAX_BODY_BYTES:
-                        raise h11.RemoteProtocolError(f"body larger than {MAX_BODY_BYTES} bytes")
-                elif event is h11.NEED_DATA:
-                    return
-                elif kind is h11.Response:
-                    self.response = event  # type: ignore[assignment]
-                elif kind is h11.EndOfMessage:
-                    assert self.response is not None
-                    answer = (self.response, b"".join(self.chunks))
-                    # the request holds the answer now: keep nothing of it here until the next
-                    self.waiter, self.response = None, None
-                    self.chunks.clear()
-                    waiter.set_result(answer)
-                    return
-                elif kind is h11.ConnectionClosed:
-                    raise httpx.ReadError("server closed the connection mid-answer")
-        except h11.ProtocolError as exc:
-            waiter.set_exception(httpx.RemoteProtocolError(f"bad HTTP from server: {exc}"))
-        except httpx.ReadError as exc:
-            waiter.set_exception(exc)
-
 
 class _Prepared(NamedTuple):
-    """A request turned into h11 events once, reused while the httpx request stays the same
-    (a scraper sends one request again and again)."""
+    """A request as the bytes sent, built once and reused while the httpx request stays the
+    same (a scraper sends one request again and again)."""
 
     url: httpx.URL  # immutable: compared by identity
     method: str
     headers: list[tuple[bytes, bytes]]
     body: bytes
     origin: tuple[bytes, str, int]
-    events: tuple[h11.Event, ...]
+    wire: bytes
 
     def serves(self, request: httpx.Request) -> bool:
         return (
@@ -150,7 +136,7 @@ class ScrapeTransport(httpx.AsyncBaseTransport):
         self._answer: _Answer | None = None
         self._prepared: _Prepared | None = None
 
-    async def fetch(self, request: httpx.Request) -> tuple[h11.Response, bytes]:
+    async def fetch(self, request: httpx.Request) -> tuple[Head, bytes]:
         """The answer's head and body, with no httpx.Response built around them: the
         collector's hot path reads only the status and the body."""
         loop = asyncio.get_running_loop()
@@ -161,51 +147,38 @@ class ScrapeTransport(httpx.AsyncBaseTransport):
         if prepared is None or not prepared.serves(request):
             prepared = self._prepared = _prepare(request)
         answer = self._answer
-        if (
-            answer is None
-            or answer.lost
-            or self._origin != prepared.origin
-            or not _idle(answer.h11)
-        ):
+        if answer is None or not answer.reusable or self._origin != prepared.origin:
             connect_limit: float | None = timeouts.get("connect")
             if read_limit is not None and (connect_limit is None or read_limit < connect_limit):
                 connect_limit = read_limit
             answer = await self._connect(prepared.origin, connect_limit)
-        connection = answer.h11
         waiter = answer.expect(loop)
         timer = None
         if read_limit is not None:
             timer = loop.call_at(started + read_limit, answer.time_out, read_limit)
         try:
             assert answer.transport is not None
-            answer.transport.write(
-                b"".join([connection.send(event) or b"" for event in prepared.events])
-            )
-            response, body = await waiter
-        except h11.ProtocolError as exc:  # ours: h11 refused to send the request now
-            self._close()
-            raise httpx.LocalProtocolError(str(exc)) from None
+            answer.transport.write(prepared.wire)
+            head, body = await waiter
         except BaseException:
             self._close()
             raise
         finally:
             if timer is not None:
                 timer.cancel()
-        if connection.our_state is h11.DONE and connection.their_state is h11.DONE:
-            connection.start_next_cycle()
-        else:  # the server closes after this answer: so do we, and reconnect next time
+        if not answer.reusable:  # the server closes after this answer: so do we
             self._close()
-        return response, body
+        return head, body
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response, body = await self.fetch(request)
         # the body as a stream, as any transport hands it over (no headers added), read at once
         answered = httpx.Response(
-            status_code=response.status_code,
+            status_code=response.status,
             headers=response.headers,
             stream=httpx.ByteStream(body),
             request=request,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason},
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason.encode()},
         )
         answered.read()
         return answered
@@ -251,16 +224,12 @@ def _prepare(request: httpx.Request) -> _Prepared:
     headers = list(raw_headers)
     if body and b"content-length" not in (name.lower() for name, _ in headers):
         headers.append((b"content-length", str(len(body)).encode()))
-    try:
-        head = h11.Request(method=request.method, target=url.raw_path, headers=headers)
-    except h11.ProtocolError as exc:  # a request h11 will not send
-        raise httpx.LocalProtocolError(str(exc)) from None
-    events = (head, h11.Data(data=body), _END) if body else (head, _END)
-    return _Prepared(url, request.method, raw_headers, body, origin, events)
-
-
-def _idle(connection: h11.Connection) -> bool:
-    return connection.our_state is h11.IDLE and connection.their_state is h11.IDLE
+    for name, value in headers:
+        if b"\r" in name + value or b"\n" in name + value or b":" in name:
+            raise httpx.LocalProtocolError(f"header {name[:40]!r} cannot be sent")
+    head = b"%s %s HTTP/1.1\r\n" % (request.method.encode("ascii"), url.raw_path)
+    head += b"".join(b"%s: %s\r\n" % pair for pair in headers)
+    return _Prepared(url, request.method, raw_headers, body, origin, head + b"\r\n" + body)
 
 
 def describe(exc: httpx.HTTPError) -> str:
