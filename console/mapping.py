@@ -269,16 +269,16 @@ class GpuSection:
         per_figure = [
             (name, reader.read(families, self.device_label)) for name, reader in self.figures
         ]
-        indexes = _device_numbers(devices) or range(len(devices))
-        gpus = []
-        for index, (key, (uuid, model_name)) in zip(indexes, devices.items(), strict=True):
-            values: dict[str, Any] = {}
-            for name, by_device in per_figure:
-                value = by_device.get(key)
-                if name in _GPU_INTEGERS:
-                    value = _whole(value, none_if_zero=name in _ZERO_MEANS_NONE)
-                values[name] = value
-            gpus.append(GpuSample(index=index, uuid=uuid, name=model_name, **values))
+        indexes = device_numbers(devices) or range(len(devices))
+        gpus = [
+            gpu_sample(
+                index,
+                {name: by_device.get(key) for name, by_device in per_figure},
+                uuid=uuid,
+                name=model_name,
+            )
+            for index, (key, (uuid, model_name)) in zip(indexes, devices.items(), strict=True)
+        ]
         gpus.sort(key=lambda gpu: gpu.index)
         return tuple(gpus)
 
@@ -600,7 +600,22 @@ class _Compiler:
         return value
 
 
-def _device_numbers(keys: Iterable[str]) -> list[int] | None:
+def gpu_sample(
+    index: int,
+    figures: Mapping[str, float | None],
+    *,
+    uuid: str | None = None,
+    name: str | None = None,
+    lost: bool = False,
+) -> GpuSample:
+    """A GPU from its canonical figures, whole numbers made whole (an XID of 0 is none)."""
+    values: dict[str, Any] = dict(figures)
+    for figure in _GPU_INTEGERS & values.keys():
+        values[figure] = _whole(values[figure], none_if_zero=figure in _ZERO_MEANS_NONE)
+    return GpuSample(index=index, uuid=uuid, name=name, lost=lost, **values)
+
+
+def device_numbers(keys: Iterable[str]) -> list[int] | None:
     """dcgm numbers its GPUs; Triton tells them apart by UUID (then page order numbers them)."""
     try:
         return [int(key) for key in keys]

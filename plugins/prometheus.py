@@ -10,18 +10,17 @@ figure means what it means when a node is polled directly. Quantiles are worked 
 the bucket rates (`console.rules.quantile`, as for direct polling), a pool's from its nodes'
 buckets added together. Thanos, Mimir, VictoriaMetrics and Cortex answer the same API.
 
-Answers are decoded by `json.loads`, the C decoder (a Python tokenizer would be slower than
-the objects it saves), with the garbage collector held off, then read in one tight loop per
-query. An answer that is an error, has `warnings`, or is not an instant vector is reported as
-partial data, never dropped silently.
+Each answer is decoded as it comes in, by `json.loads`, the C decoder (a Python tokenizer
+would be slower than the objects it saves), then read in one tight loop per query; the
+garbage collector's settings for a console (`console.gcpolicy`) keep the many short-lived
+objects from setting off full collections. An answer that is an error, has `warnings`, or is
+not an instant vector is reported as partial data, never dropped silently.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -30,6 +29,7 @@ from urllib.parse import urlencode
 from console.agent.exposition import GPU_FAMILIES, HOST_FAMILIES, PREFIX
 from console.errors import SourceError
 from console.fleet import SourceConfig
+from console.mapping import device_numbers, gpu_sample
 from console.model import (
     EngineFigures,
     FleetReading,
@@ -45,7 +45,6 @@ from console.rules import quantile
 QUERY_PATH = "/api/v1/query"
 DEVICE_LABEL = "gpu"
 GPU_KINDS = ("dcgm",)  # mappings read for GPU figures
-_GPU_INTEGERS = frozenset({"last_xid"})
 
 
 Series = list[dict[str, Any]]
@@ -59,7 +58,7 @@ class _Node:
     gateway: str | None = None
     engine: dict[str, Any] = field(default_factory=dict)
     ttft: dict[float, float] = field(default_factory=dict)  # bucket bound -> rate
-    gpus: dict[int, dict[str, Any]] = field(default_factory=dict)
+    gpus: dict[str, dict[str, float]] = field(default_factory=dict)  # by device label
     host: dict[str, float] = field(default_factory=dict)
     targets_up: list[bool] = field(default_factory=list)
     down: list[str] = field(default_factory=list)
@@ -91,15 +90,15 @@ class PrometheusSource:
         translator = Translator((labels.node,), config.window)
         engines = [m for k, m in sorted(registry.mappings.items()) if k not in GPU_KINDS]
         gpus = [registry.mappings[k] for k in GPU_KINDS if k in registry.mappings]
-        self.engine = engine_queries(engines, translator)
-        queries = [Query("kinds", self.engine.kinds, self._kinds)]
+        self.engines = engine_queries(engines, translator)
+        queries = [Query("kinds", self.engines.kinds, self._kinds)]
         queries += [
             Query(figure, expression, partial(self._figure, "engine", figure))
-            for figure, expression in self.engine.figures.items()
+            for figure, expression in self.engines.figures.items()
         ]
         queries += [
             Query(f"ttft buckets x{scale:g}", expression, partial(self._buckets, scale))
-            for scale, expression in self.engine.buckets.items()
+            for scale, expression in self.engines.buckets.items()
         ]
         if "gpus" in config.figures:
             families = [(figure, PREFIX + suffix) for figure, suffix, _ in GPU_FAMILIES]
@@ -122,7 +121,7 @@ class PrometheusSource:
         # only `up` tells a node that stopped answering from one that was never there
         queries.append(Query("up", f"up{{{labels.node}!={string('')}}}", self._up))
         placed = (labels.node, labels.pool) + ((labels.gateway,) if labels.gateway else ())
-        newest = selector({PREFIX + "gpu_util", *self.engine.kind_of})
+        newest = selector({PREFIX + "gpu_util", *self.engines.kind_of})
         queries.append(Query("age", f"max {by(placed)} (timestamp({newest}))", self._age))
         self.queries = tuple(queries)
 
@@ -165,7 +164,7 @@ class PrometheusSource:
             getattr(node, part)[figure] = value
 
     def _kinds(self, series: Series, nodes: Nodes) -> None:
-        kind_of, model_label = self.engine.kind_of, self.engine.model_label
+        kind_of, model_label = self.engines.kind_of, self.engines.model_label
         for node, metric, _ in self._each(series, nodes):
             kind = node.engine_kind = kind_of.get(metric.get("__name__", ""))
             label = model_label.get(kind or "")
@@ -181,9 +180,7 @@ class PrometheusSource:
 
     def _gpu(self, figure: str, series: Series, nodes: Nodes) -> None:
         for node, metric, value in self._each(series, nodes):
-            device = metric.get(DEVICE_LABEL, "")
-            index = int(device) if device.isdigit() else len(node.gpus)
-            node.gpus.setdefault(index, {})[figure] = value
+            node.gpus.setdefault(metric.get(DEVICE_LABEL, ""), {})[figure] = value
 
     def _up(self, series: Series, nodes: Nodes) -> None:
         for node, metric, value in self._each(series, nodes):
@@ -207,7 +204,7 @@ class PrometheusSource:
             if (
                 errors is None
                 and requests is not None
-                and node.engine_kind in self.engine.counting_errors
+                and node.engine_kind in self.engines.counting_errors
             ):
                 errors = 0.0  # the engine counts errors, and has counted none
             error_rate = None if errors is None or not requests else min(errors / requests, 1.0)
@@ -219,9 +216,14 @@ class PrometheusSource:
                 ttft_p95_s=quantile(0.95, ttft),
                 **values,
             )
-        gpus = None
-        if node.gpus:
-            gpus = tuple(_gpu(index, values) for index, values in sorted(node.gpus.items()))
+        gpus: list[GpuSample] = []
+        # numbered by their label, else in the labels' order (answers come in any order)
+        devices = dict(sorted(node.gpus.items()))
+        numbers = device_numbers(devices) or range(len(devices))
+        for index, figures in zip(numbers, devices.values(), strict=True):
+            lost = bool(figures.pop("lost", 0.0))  # the agent's 0/1 gauge
+            gpus.append(gpu_sample(index, figures, lost=lost))
+        gpus.sort(key=lambda gpu: gpu.index)
         return NodeFigures(
             name=name,
             pool=node.pool,
@@ -230,7 +232,7 @@ class PrometheusSource:
             down=tuple(node.down),
             sample_time=node.sample_time,
             engine=engine,
-            gpus=gpus,
+            gpus=tuple(gpus) if gpus else None,
             host=HostSample(**node.host) if node.host else None,
             engine_kind=node.engine_kind,
         )
@@ -248,43 +250,26 @@ class _Decoder:
 
     def feed(self, index: int, status: int, body: bytes) -> None:
         query = self.source.queries[index]
-        with _collector_paused():  # an answer is a tree of fresh objects without cycles
-            try:
-                series, said = _vector(status, body)
-            except SourceError as exc:
-                self.warnings.append((index, f"{query.name}: {exc}"))
-                return
-            self.usable += 1
-            self.warnings += [(index, f"{query.name}: {text}") for text in said]
-            query.read(series, self.nodes)
+        try:
+            series, said = _vector(status, body)
+        except SourceError as exc:
+            self.warnings.append((index, f"{query.name}: {exc}"))
+            return
+        self.usable += 1
+        self.warnings += [(index, f"{query.name}: {text}") for text in said]
+        query.read(series, self.nodes)
 
     def finish(self) -> FleetReading:
         warnings = [text for _, text in sorted(self.warnings)]
         if self.usable == 0:
             raise SourceError(warnings[0] if warnings else "no answer")
         nodes, figures = self.nodes, self.source.figures
-        with _collector_paused():
-            reading = {name: figures(name, node) for name, node in nodes.items()}
         return FleetReading(
             time=self.at,
-            nodes=reading,
+            nodes={name: figures(name, node) for name, node in nodes.items()},
             pool_ttft_p95_s=_pool_quantiles(nodes.values()),
             warnings=tuple(warnings),
         )
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The garbage collector held off while an answer is decoded: a 10,000-node refresh
-    allocates hundreds of thousands of containers, each counting towards a collection that
-    would walk them all and find nothing to free."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _pool_quantiles(nodes: Iterable[_Node]) -> dict[str, float]:
@@ -306,14 +291,6 @@ def _histogram(buckets: Mapping[float, float]) -> Histogram:
     """Bucket rates as a cumulative histogram (the quantile needs no count or sum)."""
     ordered = tuple(sorted(buckets.items()))
     return Histogram(ordered, ordered[-1][1], 0.0)
-
-
-def _gpu(index: int, values: Mapping[str, float]) -> GpuSample:
-    figures: dict[str, Any] = dict(values)
-    for name in _GPU_INTEGERS & figures.keys():
-        figures[name] = int(figures[name]) or None  # XID 0: none seen
-    figures["lost"] = bool(figures.pop("lost", 0.0))
-    return GpuSample(index=index, **figures)
 
 
 def _vector(status: int, body: bytes) -> tuple[list[dict[str, Any]], list[str]]:

@@ -129,3 +129,18 @@ async def test_every_query_failing_is_the_source_down(tmp_path: Path) -> None:
     assert source.error == "kinds: HTTP 503: unavailable: not ready"
     assert snapshot.nodes == ()
     assert snapshot.severity is Severity.UNKNOWN
+
+
+async def test_gpus_named_rather_than_numbered_keep_their_figures_together(
+    tmp_path: Path,
+) -> None:
+    def named(query: str) -> Response:
+        if "fleetdeck_gpu_util" in query and "timestamp" not in query:
+            return _vector(({**NODE, "gpu": "GPU-b"}, 20), ({**NODE, "gpu": "GPU-a"}, 10))
+        if "fleetdeck_gpu_temp" in query:
+            return _vector(({**NODE, "gpu": "GPU-a"}, 51), ({**NODE, "gpu": "GPU-b"}, 52))
+        return healthy(query)
+
+    _, snapshot = await _view(tmp_path, named)
+    (node,) = snapshot.nodes
+    assert [(g.index, g.util, g.temp) for g in node.gpus] == [(0, 10, 51), (1, 20, 52)]  # by label
