@@ -92,6 +92,8 @@ class SourceWatch:
         self.next_due = 0.0
         self.refreshes = 0  # good ones, for benchmarks
         self._client: httpx.AsyncClient | None = None
+        # (the reading, fleet and error they were made from, the targets)
+        self._targets: tuple[tuple[object, ...], list[SourcedTarget]] | None = None
 
     @property
     def name(self) -> str:
@@ -173,7 +175,15 @@ class SourceWatch:
         )
 
     def targets(self, fleet: FleetConfig) -> list[SourcedTarget]:
-        """Each node's share of the last reading (nodes the source does not know included)."""
+        """Each node's share of the last reading (nodes the source does not know included),
+        made once per reading: every snapshot and every plan between refreshes reads it."""
+        key = (self.reading, fleet, self.error)
+        made = self._targets
+        if made is None or any(a is not b for a, b in zip(key, made[0], strict=True)):
+            made = self._targets = (key, self._made(fleet))
+        return made[1]
+
+    def _made(self, fleet: FleetConfig) -> list[SourcedTarget]:
         reading, read_at = self.reading, self.read_at
         taken = set(self.config.figures)
         interval = self.config.refresh.interval
@@ -189,13 +199,14 @@ class SourceWatch:
                 error = f"not in {self.name}'s answer (no series with {url.split(' ', 1)[1]})"
                 targets.append(SourcedTarget(node, url, interval, None, None, None, error))
             else:
-                targets.append(self._target(node, url, figures, reading, read_at, taken))
+                targets.append(self._target(node, url, interval, figures, reading, read_at, taken))
         return targets
 
     def _target(
         self,
         node: NodeConfig,
         url: str,
+        interval: float,
         figures: NodeFigures,
         reading: FleetReading,
         read_at: float,
@@ -215,7 +226,6 @@ class SourceWatch:
             engine_kind=figures.engine_kind,
         )
         engine = figures.engine if "engine" in taken else None
-        interval = self.config.refresh.interval
         return SourcedTarget(
             node, url, interval, values, engine, last_ok, error, warning, self.reading_ms
         )
@@ -257,9 +267,11 @@ def merged_fleet(listed: FleetConfig, reading: FleetReading | None) -> FleetConf
             pools[pool_name] = _discovered_pool(pool_name, gateway, source, listed.alerts)
     if not added:
         return listed
+    # listed pools in the file's order, then the discovered ones by name
+    discovered = sorted(pools.keys() - {pool.name for pool in listed.pools})
     merged_pools = tuple(
         replace(pool, nodes=pool.nodes + tuple(n.name for n in added.get(pool.name, ())))
-        for pool in sorted(pools.values(), key=lambda p: (p.line == 0, p.name))
+        for pool in [*listed.pools, *(pools[name] for name in discovered)]
     )
     nodes = listed.nodes + tuple(node for group in added.values() for node in group)
     return replace(listed, pools=merged_pools, nodes=nodes)

@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import gc
 
+_settled = False
+
 
 def settle_garbage_collector() -> None:
-    """Once the first snapshot is in; process-wide, so the loop that owns the process calls
-    it (the collector's loop, the TUI), and calling it again changes nothing that matters.
-    Garbage is collected first, so none of it is frozen for good."""
+    """Once the first snapshot is in. The settings are process-wide and the loops that own a
+    process both ask (the collector's, the TUI's, on their own threads): the first call does
+    it, later ones do nothing. Garbage is collected first, so none of it is frozen for good."""
+    global _settled
+    if _settled:
+        return
+    _settled = True
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 50, 100)

@@ -123,3 +123,13 @@ def test_example_documents_every_source_key() -> None:
             assert "token_file" in text
             continue
         assert re.search(rf"\b{key}:.*#|#.*\n\s*{key}:", text), f"'{key}' has no comment"
+
+
+def test_listed_pools_keep_the_files_order(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(
+        "source: {plugin: prometheus, url: http://p:9090}\n"
+        "pools: [{name: zeta, nodes: []}, {name: alpha}]\n"
+    )
+    fleet = merged_fleet(load_config(path), _reading(NodeFigures("n1", "beta")))
+    assert [p.name for p in fleet.pools] == ["zeta", "alpha", "beta"]
