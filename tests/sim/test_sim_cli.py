@@ -101,6 +101,11 @@ def test_control_port_can_be_chosen_and_sigint_stops_cleanly(sim_factory: type[S
         (["--nodes", "0"], "--nodes must be at least 1"),
         (["--nodes", "2", "--engines", "vllm,nim"], "unknown engine kind 'nim'"),
         (["--nodes", "2", "--gpus", "0"], "--gpus must be at least 1"),
+        (["--nodes", "2", "--exporters", "3"], "--exporters must be 1 to --nodes"),
+        (["--nodes", "4", "--exporters", "1", "--gateway"], "--gateway does not go with"),
+        (["--nodes", "4", "--exporters", "1", "--engines", "tgi"], "vLLM series only"),
+        (["--nodes", "4", "--exporters", "1", "--buckets", "40"], "--buckets: buckets must be"),
+        (["--nodes", "4", "--write-targets", "x.json"], "--write-targets needs --exporters"),
     ],
 )
 def test_usage_errors_exit_64(args: list[str], message: str) -> None:

@@ -186,25 +186,3 @@ def test_the_command_serves_exporters_and_writes_their_targets(tmp_path: Path) -
         if process.poll() is None:
             process.kill()
             process.wait(WAIT)
-
-
-@pytest.mark.parametrize(
-    ("arguments", "message"),
-    [
-        (["--exporters", "3", "--nodes", "2"], "--exporters must be 1 to --nodes"),
-        (["--exporters", "1", "--gateway"], "--gateway does not go with --exporters"),
-        (["--exporters", "1", "--engines", "tgi"], "vLLM series only"),
-        (["--exporters", "1", "--buckets", "40"], "--buckets: buckets must be 2 to"),
-        (["--write-targets", "x.json"], "--write-targets needs --exporters"),
-    ],
-)
-def test_usage_errors_exit_64(arguments: list[str], message: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "console", "sim", "--nodes", "4", *arguments],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-    )
-    assert result.returncode == 64
-    assert message in result.stderr and result.stdout == ""
