@@ -7,14 +7,12 @@ skipped, except where the `CI` variable is set: there a missing HAProxy fails th
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest
 
 from console.builtin import haproxy
-from console.errors import FleetdeckError
 from console.gateway import ReplicaState
 from console.sim import SimFleet
 from console.sim.haproxy import (
@@ -25,6 +23,7 @@ from console.sim.haproxy import (
     backends_for,
     find_haproxy,
 )
+from tests.installed import require
 
 MAPS = (MAP_NAME,)
 TIMEOUT_S = 1.0  # the driver's bound on one exchange
@@ -34,12 +33,7 @@ FAST = Timing(connect_s=0.2, server_s=3.0, check_interval_s=0.1)
 
 @pytest.fixture(autouse=True)
 def _haproxy_installed() -> None:
-    try:
-        find_haproxy()
-    except FleetdeckError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"{exc} (CI is set, so the gateway tests must run)")
-        pytest.skip(str(exc))
+    require(find_haproxy, "gateway")
 
 
 @dataclass

@@ -3,23 +3,16 @@ where the `CI` variable is set, where its absence fails them."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from console.errors import FleetdeckError
 from console.plugin import Registry, load_registry
 from console.sim.prometheus import find_prometheus
+from tests.installed import require
 
 
 @pytest.fixture(autouse=True)
 def _prometheus_installed() -> None:
-    try:
-        find_prometheus()
-    except FleetdeckError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"{exc} (CI is set, so the Prometheus tests must run)")
-        pytest.skip(str(exc))
+    require(find_prometheus, "Prometheus")
 
 
 @pytest.fixture(scope="module")
